@@ -1,0 +1,59 @@
+"""synwsgi: Matrix Synapse's HTTP layer (`synapse.http.server`) as a WSGI toolkit.
+
+Layers, each importing only those before it:
+errors -> headers/jsonenc -> responses/body -> routing -> resources/static -> site.
+"""
+
+from .body import ResponseAborted as ResponseAborted
+from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_CANCELLED
+from .cancellation import CancelledError as CancelledError
+from .cancellation import cancellable as cancellable
+from .cancellation import check_cancelled as check_cancelled
+from .cancellation import is_function_cancellable as is_function_cancellable
+from .cancellation import sleep as sleep
+from .config import ServerConfig as ServerConfig
+from .errors import AuthError as AuthError
+from .errors import CodeMessageException as CodeMessageException
+from .errors import Codes as Codes
+from .errors import InvalidClientTokenError as InvalidClientTokenError
+from .errors import LimitExceededError as LimitExceededError
+from .errors import MissingClientTokenError as MissingClientTokenError
+from .errors import NotFoundError as NotFoundError
+from .errors import RedirectException as RedirectException
+from .errors import RequestTooLargeError as RequestTooLargeError
+from .errors import SynapseError as SynapseError
+from .errors import UnrecognizedRequestError as UnrecognizedRequestError
+from .jsonenc import encode_canonical_json as encode_canonical_json
+from .request import SynapseRequest as SynapseRequest
+from .resources import DirectServeHtmlResource as DirectServeHtmlResource
+from .resources import DirectServeJsonResource as DirectServeJsonResource
+from .resources import JsonResource as JsonResource
+from .resources import OptionsResource as OptionsResource
+from .resources import Resource as Resource
+from .resources import RestServlet as RestServlet
+from .resources import RootOptionsRedirectResource as RootOptionsRedirectResource
+from .resources import RootRedirect as RootRedirect
+from .responses import HTML_ERROR_TEMPLATE as HTML_ERROR_TEMPLATE
+from .responses import Response as Response
+from .responses import finish_request as finish_request
+from .responses import html_response as html_response
+from .responses import json_response as json_response
+from .responses import redirect_response as redirect_response
+from .responses import respond_with_html as respond_with_html
+from .responses import respond_with_html_bytes as respond_with_html_bytes
+from .responses import respond_with_json as respond_with_json
+from .responses import respond_with_json_bytes as respond_with_json_bytes
+from .responses import respond_with_redirect as respond_with_redirect
+from .responses import set_clickjacking_protection_headers as set_clickjacking_protection_headers
+from .responses import set_corp_headers as set_corp_headers
+from .responses import set_cors_headers as set_cors_headers
+from .servlet import parse_boolean as parse_boolean
+from .servlet import parse_integer as parse_integer
+from .servlet import parse_json_object_from_request as parse_json_object_from_request
+from .servlet import parse_json_value_from_request as parse_json_value_from_request
+from .servlet import parse_string as parse_string
+from .site import Site as Site
+from .site import current_request as current_request
+from .static import StaticResource as StaticResource
+
+__version__ = "0.1.0"

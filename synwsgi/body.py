@@ -1,0 +1,133 @@
+"""The response body handed to the WSGI server, in place of Twisted's producer.
+
+`ResponseBody` pulls pieces from the handler's body lazily (the server writes
+each one before asking for the next, which is the backpressure), coalesces
+tiny pieces and splits big ones, yields to the gevent hub between pieces, and
+runs its close callbacks exactly once. A failure after the first byte is
+logged once and turned into `ResponseAborted`, a `BrokenPipeError`: every
+server then drops the connection without the final chunk (so the client sees
+a truncated body, not a clean-looking one) and without logging it again.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import errno
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from .cancellation import client_socket
+
+logger = logging.getLogger(__name__)
+
+
+class ResponseAborted(BrokenPipeError):
+    """The body failed half-way; the connection must be dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EPIPE, "response body failed; connection dropped")
+
+
+def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[bytes]:
+    """Coalesce pieces smaller than `min_size`, split those larger than `max_size`."""
+    buffer: list[bytes] = []
+    buffered = 0
+    for piece in pieces:
+        if not buffered and min_size <= len(piece) <= max_size:
+            yield piece
+            continue
+        if not piece:
+            continue
+        buffer.append(piece)
+        buffered += len(piece)
+        if buffered >= min_size:
+            data = b"".join(buffer)
+            buffer.clear()
+            buffered = 0
+            yield from split(data, max_size)
+    if buffer:
+        yield from split(b"".join(buffer), max_size)
+
+
+def split(data: bytes, max_size: int) -> Iterator[bytes]:
+    if len(data) <= max_size:
+        yield data
+        return
+    for start in range(0, len(data), max_size):
+        yield data[start : start + max_size]
+
+
+def hub_yielder(environ: dict[str, Any]) -> Callable[[], None] | None:
+    """`gevent.idle` when this request is served by a gevent worker, else None.
+
+    `idle` waits until the hub has run every other ready greenlet; `sleep(0)`
+    would let callbacks queued meanwhile wait for the next loop iteration.
+    """
+    sock = client_socket(environ)
+    if sock is None or not type(sock).__module__.startswith("gevent"):
+        return None
+    import gevent
+
+    return gevent.idle
+
+
+class ResponseBody:
+    """The WSGI iterable: counts what it hands over, knows if it finished."""
+
+    __slots__ = ("_pieces", "_source", "_on_close", "_context", "_yield", "bytes_sent", "finished", "_closed")
+
+    def __init__(
+        self,
+        pieces: Iterator[bytes],
+        source: object = None,
+        on_close: Callable[[ResponseBody], None] | None = None,
+        context: contextvars.Context | None = None,
+        hub_yield: Callable[[], None] | None = None,
+    ) -> None:
+        self._pieces = pieces
+        self._source = source
+        self._on_close = on_close
+        self._context = context
+        self._yield = hub_yield
+        self.bytes_sent = 0
+        self.finished = False
+        self._closed = False
+
+    def __iter__(self) -> ResponseBody:
+        return self
+
+    def __next__(self) -> bytes:
+        if self._yield is not None and self.bytes_sent:
+            self._yield()
+        piece = self._pull() if self._context is None else self._context.run(self._pull)
+        self.bytes_sent += len(piece)
+        return piece
+
+    def _pull(self) -> bytes:
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            self.finished = True
+            raise
+        except Exception as exc:
+            logger.error(
+                "Failed while sending the response body; dropping the connection",
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+            raise ResponseAborted() from exc
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                if self._context is None:
+                    close()
+                else:
+                    self._context.run(close)
+        finally:
+            if self._on_close is not None:
+                self._on_close(self)

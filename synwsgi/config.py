@@ -1,0 +1,46 @@
+"""`ServerConfig`: every knob of the toolkit in one frozen dataclass."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """Settings shared by a `Site` and its resources.
+
+    Attributes:
+        send_cors: add the CORS headers to JSON responses and OPTIONS answers.
+        experimental_cors_msc3886: use MSC3886's CORS variant (conditional
+            request headers allowed, `ETag, Location, X-Max-Bytes` exposed).
+        max_request_body_size: request bodies larger than this get a 413
+            `M_TOO_LARGE`, before any of the body is read when the size is declared.
+        legacy_unrecognized_400: answer unknown endpoints with 400, as Synapse
+            did before the spec asked for 404/405.
+        min_chunk_size: streamed bodies are coalesced into pieces of at least
+            this many bytes (tiny writes would each become an HTTP chunk).
+        max_chunk_size: bodies are handed to the server in pieces of at most
+            this many bytes, so one response cannot hog a cooperative worker.
+        large_json_items: a JSON response with a list or dict of more than this
+            many items near its top is encoded incrementally under gevent.
+        request_id_header: take the request id from this header when present.
+        behind_proxy: trust `X-Forwarded-For`/`-Proto` from one proxy hop.
+        site_tag: the name of this listener in logs and metrics.
+        cancellation_poll_interval: how often (seconds) a disconnect watcher
+            looks at the client's socket while a `@cancellable` handler runs.
+    """
+
+    send_cors: bool = True
+    experimental_cors_msc3886: bool = False
+    max_request_body_size: int = 50 * 1024 * 1024
+    legacy_unrecognized_400: bool = False
+    min_chunk_size: int = 16 * 1024
+    max_chunk_size: int = 64 * 1024
+    large_json_items: int = 1000
+    request_id_header: str | None = None
+    behind_proxy: bool = False
+    site_tag: str = "synwsgi"
+    cancellation_poll_interval: float = 0.05
+
+
+DEFAULT_CONFIG = ServerConfig()

@@ -1,0 +1,46 @@
+"""The fixed header sets Synapse sends, computed once at import.
+
+Kept as tuples of `(name, value)` so a response can extend its header list
+with them without building anything per request.
+"""
+
+from __future__ import annotations
+
+Header = tuple[str, str]
+
+_ALLOW_ORIGIN: Header = ("Access-Control-Allow-Origin", "*")
+_ALLOW_METHODS: Header = ("Access-Control-Allow-Methods", "GET, HEAD, POST, PUT, DELETE, OPTIONS")
+
+CORS_HEADERS: tuple[Header, ...] = (
+    _ALLOW_ORIGIN,
+    _ALLOW_METHODS,
+    ("Access-Control-Allow-Headers", "X-Requested-With, Content-Type, Authorization, Date"),
+    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server"),
+)
+
+# MSC3886 (simple rendezvous) needs conditional-request headers in and out.
+CORS_HEADERS_MSC3886: tuple[Header, ...] = (
+    _ALLOW_ORIGIN,
+    _ALLOW_METHODS,
+    (
+        "Access-Control-Allow-Headers",
+        "X-Requested-With, Content-Type, Authorization, Date, If-Match, If-None-Match",
+    ),
+    ("Access-Control-Expose-Headers", "ETag, Location, X-Max-Bytes"),
+)
+
+CORP_HEADERS: tuple[Header, ...] = (("Cross-Origin-Resource-Policy", "cross-origin"),)
+
+CLICKJACKING_HEADERS: tuple[Header, ...] = (
+    ("X-Frame-Options", "DENY"),
+    ("Content-Security-Policy", "frame-ancestors 'none';"),
+)
+
+JSON_CONTENT_TYPE: Header = ("Content-Type", "application/json")
+HTML_CONTENT_TYPE: Header = ("Content-Type", "text/html; charset=utf-8")
+NO_CACHE: Header = ("Cache-Control", "no-cache, no-store, must-revalidate")
+
+
+def cors_headers(msc3886: bool = False) -> tuple[Header, ...]:
+    """The CORS header set to send, in its MSC3886 variant when configured."""
+    return CORS_HEADERS_MSC3886 if msc3886 else CORS_HEADERS

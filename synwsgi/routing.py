@@ -1,0 +1,250 @@
+"""`Router`: servlet patterns matched on the raw, still percent-encoded path.
+
+Synapse matches its regexes against the path as sent and unquotes each
+parameter afterwards, so `%2F` stays inside a room alias. The Werkzeug `Map`
+holds the rules (parsing, converters, validation); the router compiles each
+rule's converters into one anchored regex on the raw path and indexes routes
+by their literal prefix, so that a request only tries the few routes that
+could match. Matching order is registration order: the first pattern
+registered wins, as in Synapse.
+
+Patterns are Werkzeug rule strings (`/rooms/<room_id>/state`) or compiled
+`re.Pattern`s with named groups (Synapse's style); both match the full path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from werkzeug.routing import Map, Rule
+from werkzeug.routing.converters import PathConverter, UnicodeConverter
+
+from .errors import Codes, SynapseError, UnrecognizedRequestError
+
+try:  # Python 3.11+
+    import re._parser as _sre_parse  # type: ignore[import-not-found]
+    from re._constants import AT, LITERAL  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - Python 3.10
+    import sre_parse as _sre_parse  # type: ignore[no-redef]
+    from sre_constants import AT, LITERAL  # type: ignore[no-redef]
+
+
+class InvalidPathParameter(SynapseError):
+    """A path parameter is not valid percent-encoded UTF-8."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            HTTPStatus.BAD_REQUEST,
+            f"Path parameter {name!r} is not valid percent-encoded UTF-8",
+            Codes.INVALID_PARAM,
+        )
+
+
+def unquote_strict(value: str, name: str = "path") -> str:
+    """Percent-decode `value` (raw path text) as strict UTF-8."""
+    if "%" not in value and value.isascii():
+        return value
+    try:
+        raw = value.encode("latin-1")  # servers hand over raw bytes as latin-1 text
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidPathParameter(name) from None
+
+
+class RawUnicodeConverter(UnicodeConverter):
+    """One path segment, unquoted after matching."""
+
+    part_isolating = True
+
+    def to_python(self, value: str) -> str:
+        return unquote_strict(value)
+
+
+class RawPathConverter(PathConverter):
+    """The rest of the path, slashes included, unquoted after matching."""
+
+    part_isolating = False
+
+    def to_python(self, value: str) -> str:
+        return unquote_strict(value)
+
+
+def new_map() -> Map:
+    """A `Map` for raw paths: no slash merging or redirects, strict converters."""
+    return Map(
+        converters={
+            "default": RawUnicodeConverter,
+            "string": RawUnicodeConverter,
+            "path": RawPathConverter,
+        },
+        strict_slashes=False,
+        merge_slashes=False,
+        redirect_defaults=False,
+    )
+
+
+@dataclass(slots=True)
+class Route:
+    """One registered (method, pattern) and what it leads to."""
+
+    index: int
+    method: str
+    pattern: str
+    regex: re.Pattern[str]
+    endpoint: Any
+    # name -> converter; None means "unquote strictly" (the default converter).
+    converters: dict[str, Callable[[str], Any] | None]
+    literal_prefix: str
+    rule: Rule | None = None
+
+    def params(self, match: re.Match[str]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for name, value in match.groupdict().items():
+            if value is None:
+                params[name] = None
+                continue
+            convert = self.converters.get(name)
+            if convert is None:
+                params[name] = unquote_strict(value, name) if value else value
+            else:
+                try:
+                    params[name] = convert(value)
+                except InvalidPathParameter:
+                    raise InvalidPathParameter(name) from None
+        return params
+
+
+@dataclass(slots=True)
+class _MethodTable:
+    """The routes of one method: exact static paths, and regexes by literal prefix."""
+
+    static: dict[str, Route] = field(default_factory=dict)
+    by_prefix: dict[str, list[Route]] = field(default_factory=dict)
+
+    def add(self, route: Route, is_static: bool) -> None:
+        if is_static:
+            self.static.setdefault(route.literal_prefix, route)
+        else:
+            bucket = route.literal_prefix[: route.literal_prefix.rfind("/") + 1]
+            self.by_prefix.setdefault(bucket, []).append(route)
+
+    def match(self, path: str) -> tuple[Route, re.Match[str] | None] | None:
+        best = self.static.get(path)
+        best_match: re.Match[str] | None = None
+        by_prefix = self.by_prefix
+        end = 0
+        while True:
+            bucket = by_prefix.get(path[:end])
+            if bucket is not None:
+                for route in bucket:
+                    if best is not None and route.index > best.index:
+                        break
+                    m = route.regex.fullmatch(path)
+                    if m is not None:
+                        best, best_match = route, m
+                        break
+            end = path.find("/", end) + 1
+            if not end:
+                break
+        return None if best is None else (best, best_match)
+
+
+class Router:
+    """Ordered routes over a Werkzeug `Map`, matched on raw paths."""
+
+    def __init__(self) -> None:
+        self.map = new_map()
+        self._routes: list[Route] = []
+        self._tables: dict[str, _MethodTable] = {}
+
+    def add(self, method: str, pattern: str | re.Pattern[str], endpoint: Any) -> Route:
+        """Register `pattern` for `method`; earlier registrations win."""
+        method = method.upper()
+        index = len(self._routes)
+        if isinstance(pattern, re.Pattern):
+            route = Route(
+                index, method, pattern.pattern, pattern, endpoint, {}, _regex_literal_prefix(pattern)
+            )
+            is_static = False
+        else:
+            rule = Rule(pattern, endpoint=index, methods=[method])
+            self.map.add(rule)
+            route = _route_from_rule(index, method, rule, endpoint)
+            is_static = not rule.arguments
+        self._routes.append(route)
+        self._tables.setdefault(method, _MethodTable()).add(route, is_static)
+        return route
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes)
+
+    def match(self, method: str, raw_path: str) -> tuple[Route, dict[str, Any]]:
+        """The first route registered for `method` whose pattern matches.
+
+        Raises `UnrecognizedRequestError`: 405 with `Allow` when the path is
+        known for other methods, 404 otherwise. HEAD falls back to GET.
+        """
+        table = self._tables.get(method)
+        found = table.match(raw_path) if table is not None else None
+        if found is None and method == "HEAD":
+            table = self._tables.get("GET")
+            found = table.match(raw_path) if table is not None else None
+        if found is not None:
+            route, m = found
+            return route, (route.params(m) if m is not None else {})
+        allowed = self.allowed_methods(raw_path)
+        if allowed:
+            raise UnrecognizedRequestError(
+                code=HTTPStatus.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(allowed)}
+            )
+        raise UnrecognizedRequestError()
+
+    def allowed_methods(self, raw_path: str) -> list[str]:
+        """The methods some route answers on `raw_path` (HEAD implied by GET)."""
+        methods = {m for m, table in self._tables.items() if table.match(raw_path) is not None}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+
+def _route_from_rule(index: int, method: str, rule: Rule, endpoint: Any) -> Route:
+    # `_trace` is how Werkzeug itself builds URLs from a rule: the parsed
+    # pieces in order, after the host part (which ends at the "|" marker).
+    trace = rule._trace[rule._trace.index((False, "|")) + 1 :]
+    regex_parts: list[str] = []
+    literal: list[str] = []
+    converters: dict[str, Callable[[str], Any] | None] = {}
+    for is_dynamic, data in trace:
+        if is_dynamic:
+            converter = rule._converters[data]
+            regex_parts.append(f"(?P<{data}>{converter.regex})")
+            converters[data] = None if type(converter) is RawUnicodeConverter else converter.to_python
+        else:
+            regex_parts.append(re.escape(data))
+            if len(regex_parts) == len(literal) + 1:
+                literal.append(data)
+    return Route(
+        index, method, rule.rule, re.compile("".join(regex_parts)), endpoint, converters, "".join(literal), rule
+    )
+
+
+def _regex_literal_prefix(pattern: re.Pattern[str]) -> str:
+    """The literal text every match of `pattern` starts with (maybe "")."""
+    if pattern.flags & re.IGNORECASE:
+        return ""
+    chars: list[str] = []
+    for op, value in _sre_parse.parse(pattern.pattern, pattern.flags):
+        if op is AT and not chars:
+            continue
+        if op is not LITERAL:
+            break
+        chars.append(chr(value))
+    return "".join(chars)

@@ -1,0 +1,131 @@
+"""Helpers servlets use to read their input: query parameters and JSON bodies.
+
+Every failure is a `SynapseError` with the errcode Synapse uses, so a bad
+request always gets a 400 (or 413) that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from .errors import Codes, RequestTooLargeError, SynapseError
+
+if TYPE_CHECKING:
+    from .request import SynapseRequest
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+# Strict JSON: no NaN/Infinity, no numbers that overflow to infinity; integers
+# stay exact (orjson would turn big ones into floats).
+_json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
+def read_body(request: SynapseRequest) -> bytes:
+    """The whole request body, within `max_request_body_size` (else 413)."""
+    try:
+        return request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise RequestTooLargeError(request.config.max_request_body_size) from None
+
+
+def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> Any:
+    """The request body parsed as JSON; 400 `M_NOT_JSON` when it is not JSON."""
+    content = read_body(request)
+    if not content and allow_empty_body:
+        return None
+    try:
+        return _json_decoder.decode(content.decode("utf-8"))
+    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise SynapseError(HTTPStatus.BAD_REQUEST, "Content not JSON.", Codes.NOT_JSON) from None
+
+
+def parse_json_object_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> dict[str, Any]:
+    """The request body as a JSON object; 400 `M_BAD_JSON` for any other value."""
+    content = parse_json_value_from_request(request, allow_empty_body)
+    if allow_empty_body and content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise SynapseError(HTTPStatus.BAD_REQUEST, "Content must be a JSON object.", Codes.BAD_JSON)
+    return content
+
+
+def _query_value(request: SynapseRequest, name: str, required: bool, kind: str) -> str | None:
+    value = request.args.get(name)
+    if value is None and required:
+        raise SynapseError(
+            HTTPStatus.BAD_REQUEST, f"Missing {kind}query parameter {name!r}", Codes.MISSING_PARAM
+        )
+    return value
+
+
+def _invalid(message: str) -> SynapseError:
+    return SynapseError(HTTPStatus.BAD_REQUEST, message, Codes.INVALID_PARAM)
+
+
+def parse_integer(
+    request: SynapseRequest,
+    name: str,
+    default: int | None = None,
+    required: bool = False,
+    negative: bool = False,
+) -> int | None:
+    """An integer query parameter; negative values only when `negative`."""
+    value = _query_value(request, name, required, "integer ")
+    if value is None:
+        return default
+    # int() would also take " 12", "1_000" and non-ASCII digits.
+    digits = value[1:] if value.startswith("-") else value
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 20:
+        raise _invalid(f"Query parameter {name!r} must be an integer")
+    number = int(value)
+    if number < 0 and not negative:
+        raise _invalid(f"Query parameter {name!r} must be a positive integer")
+    return number
+
+
+def parse_boolean(
+    request: SynapseRequest, name: str, default: bool | None = None, required: bool = False
+) -> bool | None:
+    """A `true`/`false` query parameter."""
+    value = _query_value(request, name, required, "boolean ")
+    if value is None:
+        return default
+    if value not in ("true", "false"):
+        raise _invalid(f"Boolean query parameter {name!r} must be one of ['true', 'false']")
+    return value == "true"
+
+
+def parse_string(
+    request: SynapseRequest,
+    name: str,
+    default: str | None = None,
+    required: bool = False,
+    allowed_values: Iterable[str] | None = None,
+) -> str | None:
+    """A string query parameter, optionally one of `allowed_values`."""
+    value = _query_value(request, name, required, "")
+    if value is None:
+        return default
+    if "\ufffd" in value:
+        raise _invalid(f"Query parameter {name!r} is not valid UTF-8")
+    if allowed_values is not None:
+        allowed = list(allowed_values)
+        if value not in allowed:
+            raise _invalid(f"Query parameter {name!r} must be one of [{', '.join(map(repr, allowed))}]")
+    return value

@@ -1,0 +1,205 @@
+"""`Site`: the WSGI application. Mounts resources and is the last error boundary.
+
+One request, start to end:
+
+1. a fresh `contextvars.Context` (nothing of one request leaks into the next,
+   whichever worker type reuses the thread or greenlet), also entered again
+   for each piece of a streamed body;
+2. the raw path picks a resource (the longest mounted prefix, on segment
+   boundaries); OPTIONS under an `OptionsResource` is answered there;
+3. the resource returns a response (errors already converted to one); a
+   streamed body is primed so a failure before the first byte is still a
+   proper error response;
+4. HEAD loses its body, the handler's extra headers are merged, and the body
+   goes out as a `ResponseBody` whose `close()` finishes the request's log line.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from .body import ResponseBody, hub_yielder, rechunk, split
+from .cancellation import CancelledError
+from .config import DEFAULT_CONFIG, ServerConfig
+from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
+from .request import SynapseRequest, next_request_id, raw_path_from_environ
+from .resources import Resource
+from .responses import Response, close_body, merge_headers, return_json_error, status_line
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+#: Called once per request when its body is closed: (request, body, started_at).
+RequestFinishedHook = Callable[[SynapseRequest, ResponseBody, float], None]
+
+_current_request: contextvars.ContextVar[SynapseRequest | None] = contextvars.ContextVar(
+    "synwsgi_request", default=None
+)
+
+
+def current_request() -> SynapseRequest | None:
+    """The request being handled in this context, if any."""
+    return _current_request.get()
+
+
+def _normalise_prefix(prefix: str) -> str:
+    prefix = "/" + prefix.strip("/")
+    return "" if prefix == "/" else prefix
+
+
+class Site:
+    """A WSGI application serving `resources`, a map of path prefix -> resource."""
+
+    def __init__(
+        self,
+        resources: Mapping[str, Resource],
+        config: ServerConfig | None = None,
+        on_request_finished: Iterable[RequestFinishedHook] = (),
+    ) -> None:
+        self.config = config or DEFAULT_CONFIG
+        mounts = {_normalise_prefix(prefix): resource for prefix, resource in resources.items()}
+        # Longest prefix first, so the first hit is the most specific.
+        self._mounts = sorted(mounts.items(), key=lambda item: len(item[0]), reverse=True)
+        self._options_prefixes = [p for p, r in self._mounts if r.answers_options]
+        self._hooks = list(on_request_finished)
+        self._request_id_environ_key = (
+            "HTTP_" + self.config.request_id_header.upper().replace("-", "_")
+            if self.config.request_id_header
+            else None
+        )
+
+    def add_request_finished_hook(self, hook: RequestFinishedHook) -> None:
+        self._hooks.append(hook)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        context = contextvars.Context()
+        return context.run(self._handle, environ, start_response, context)
+
+    # -- one request --------------------------------------------------------
+
+    def _handle(
+        self, environ: WSGIEnvironment, start_response: StartResponse, context: contextvars.Context
+    ) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        header_id = environ.get(self._request_id_environ_key) if self._request_id_environ_key else None
+        request = SynapseRequest(
+            environ, raw_path_from_environ(environ), next_request_id(method, header_id), self.config
+        )
+        _current_request.set(request)
+        try:
+            response = self._dispatch(request)
+        except (Exception, CancelledError) as exc:  # the last boundary: resources catch their own
+            response = return_json_error(request, exc)
+        return self._send(request, response, start_response, context, started)
+
+    def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
+        self._check_body_size(request)
+        path = request.raw_path
+        if request.method == "OPTIONS" and any(
+            _is_under(path, prefix) for prefix in self._options_prefixes
+        ):
+            resource = next(r for p, r in self._mounts if r.answers_options and _is_under(path, p))
+            return resource.render(request)
+        for prefix, resource in self._mounts:
+            if _is_under(path, prefix):
+                request.prepath = prefix
+                request.postpath = path[len(prefix) :]
+                if not resource.isLeaf and request.postpath not in ("", "/"):
+                    break
+                return resource.render(request)
+        return return_json_error(request, UnrecognizedRequestError())
+
+    def _check_body_size(self, request: SynapseRequest) -> None:
+        declared = request.environ.get("CONTENT_LENGTH")
+        if not declared:
+            return
+        if not declared.isdigit():
+            raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
+        if int(declared) > self.config.max_request_body_size:
+            raise RequestTooLargeError(self.config.max_request_body_size)
+
+    # -- sending --------------------------------------------------------------
+
+    def _send(
+        self,
+        request: SynapseRequest,
+        response: WSGIApplication,
+        start_response: StartResponse,
+        context: contextvars.Context,
+        started: float,
+    ) -> Iterable[bytes]:
+        if not isinstance(response, Response):
+            response = self._run_wsgi_response(request, response)
+        if request.response_headers:
+            response.headers = merge_headers(response.headers, request.response_headers)
+        body = response.body
+        source: object = None
+        hub_yield = None
+        if request.method == "HEAD":
+            close_body(body)
+            pieces: Iterator[bytes] = iter(())
+        elif isinstance(body, bytes):
+            pieces = iter((body,)) if len(body) <= self.config.max_chunk_size else split(body, self.config.max_chunk_size)
+        else:
+            primed = self._prime(request, body)
+            if isinstance(primed, Response):
+                response = primed
+                pieces = iter((primed.body,))  # type: ignore[arg-type]
+            else:
+                pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
+        request.response_code = response.status
+        start_response(status_line(response.status), response.headers)
+        on_close = self._finisher(request, started) if self._hooks else None
+        return ResponseBody(pieces, source, on_close, context if source is not None else None, hub_yield)
+
+    def _prime(self, request: SynapseRequest, body: Iterable[bytes]) -> Iterator[bytes] | Response:
+        """Pull the first piece of a streamed body while an error can still be sent.
+
+        Returns the pieces to send, or the error response that replaces them.
+        """
+        pieces = rechunk(body, self.config.min_chunk_size, self.config.max_chunk_size)
+        try:
+            first = next(pieces, None)
+        except (Exception, CancelledError) as exc:
+            close_body(body)
+            return return_json_error(request, exc)
+        return pieces if first is None else itertools.chain((first,), pieces)
+
+    def _run_wsgi_response(self, request: SynapseRequest, app: WSGIApplication) -> Response:
+        """Turn any WSGI application (a Werkzeug `Response`, say) into a `Response`."""
+        captured: list[Any] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
+            captured[:] = [status, headers]
+            return _no_write
+
+        app_iter = app(request.environ, capture)
+        status, headers = captured
+        return Response(int(status.split(" ", 1)[0]), list(headers), app_iter)
+
+    def _finisher(self, request: SynapseRequest, started: float) -> Callable[[ResponseBody], None]:
+        def finished(body: ResponseBody) -> None:
+            for hook in self._hooks:
+                try:
+                    hook(request, body, started)
+                except Exception:
+                    logger.exception("request-finished hook %r failed", hook)
+
+        return finished
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
+
+
+def _no_write(data: bytes) -> object:
+    raise RuntimeError("synwsgi does not support the write() callable")
