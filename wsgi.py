@@ -6,6 +6,7 @@ Serve it with `gunicorn wsgi:app` (settings in gunicorn.conf.py), or run
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from synwsgi import (
     parse_json_object_from_request,
     parse_string,
 )
+from synwsgi.accesslog import AccessLogger
+from synwsgi.metrics import MetricsResource, ServerMetrics
 
 WEBROOT = Path(synwsgi.__file__).parent / "webroot"
 
@@ -84,9 +87,7 @@ class RoomSendServlet(RestServlet):
     # Werkzeug's rule style.
     PATTERNS = ["/_matrix/client/v3/rooms/<room_id>/send/<event_type>/<txn_id>"]
 
-    def on_PUT(
-        self, request: SynapseRequest, room_id: str, event_type: str, txn_id: str
-    ) -> tuple[int, Any]:
+    def on_PUT(self, request: SynapseRequest, room_id: str, event_type: str, txn_id: str) -> tuple[int, Any]:
         content = parse_json_object_from_request(request)
         return 200, {"room_id": room_id, "event_type": event_type, "txn_id": txn_id, "content": content}
 
@@ -206,12 +207,16 @@ def _parse_seconds(request: SynapseRequest, name: str) -> float | None:
         raise SynapseError(400, f"Query parameter {name!r} must be a number", Codes.INVALID_PARAM) from None
 
 
-def _bounded(request: SynapseRequest, name: str, default: float, maximum: float, parse: Any = parse_integer) -> Any:
+def _bounded(
+    request: SynapseRequest, name: str, default: float, maximum: float, parse: Any = parse_integer
+) -> Any:
     value = parse(request, name)
     if value is None:
         return default
     if not 0 <= value <= maximum:
-        raise SynapseError(400, f"Query parameter {name!r} must be between 0 and {maximum}", Codes.INVALID_PARAM)
+        raise SynapseError(
+            400, f"Query parameter {name!r} must be between 0 and {maximum}", Codes.INVALID_PARAM
+        )
     return value
 
 
@@ -240,12 +245,18 @@ class RedirectResource(DirectServeHtmlResource):
         raise exc
 
 
+# One set of metrics per process (a registry cannot hold the same names twice).
+METRICS = ServerMetrics()
+
+
 def build_site(config: ServerConfig | None = None) -> Site:
+    config = config or ServerConfig(behind_proxy=os.environ.get("SYNWSGI_BEHIND_PROXY") == "1")
     client = JsonResource()
-    for servlet in (VersionsServlet(), RoomStateServlet(), RoomSendServlet()):
+    client_servlets: list[RestServlet] = [VersionsServlet(), RoomStateServlet(), RoomSendServlet()]
+    for servlet in client_servlets:
         servlet.register(client)
     demo = JsonResource()
-    for servlet in (
+    demo_servlets: list[RestServlet] = [
         EchoServlet(),
         ErrorServlet(),
         StreamServlet(),
@@ -253,7 +264,8 @@ def build_site(config: ServerConfig | None = None) -> Site:
         SlowServlet(),
         SlowUncancellableServlet(),
         StatsServlet(),
-    ):
+    ]
+    for servlet in demo_servlets:
         servlet.register(demo)
     return Site(
         {
@@ -264,8 +276,10 @@ def build_site(config: ServerConfig | None = None) -> Site:
             "/_demo/hello": HelloResource(),
             "/_demo/html-error": HtmlErrorResource(),
             "/_demo/redirect": RedirectResource(),
+            "/metrics": MetricsResource(),
         },
         config,
+        hooks=[AccessLogger(config.site_tag), METRICS],
     )
 
 
@@ -273,9 +287,11 @@ application = app = build_site()
 
 
 if __name__ == "__main__":
-    import logging
+    import logging.config
 
     from werkzeug.serving import run_simple
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from synwsgi.logcontext import logging_config
+
+    logging.config.dictConfig(logging_config())
     run_simple("127.0.0.1", 8008, app, threaded=True)

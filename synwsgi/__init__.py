@@ -25,6 +25,7 @@ from .errors import SynapseError as SynapseError
 from .errors import UnrecognizedRequestError as UnrecognizedRequestError
 from .jsonenc import encode_canonical_json as encode_canonical_json
 from .request import SynapseRequest as SynapseRequest
+from .request import current_request as current_request
 from .resources import DirectServeHtmlResource as DirectServeHtmlResource
 from .resources import DirectServeJsonResource as DirectServeJsonResource
 from .resources import JsonResource as JsonResource
@@ -53,7 +54,6 @@ from .servlet import parse_json_object_from_request as parse_json_object_from_re
 from .servlet import parse_json_value_from_request as parse_json_value_from_request
 from .servlet import parse_string as parse_string
 from .site import Site as Site
-from .site import current_request as current_request
 from .static import StaticResource as StaticResource
 
 __version__ = "0.1.0"

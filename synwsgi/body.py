@@ -69,13 +69,14 @@ def hub_yielder(environ: dict[str, Any]) -> Callable[[], None] | None:
         return None
     import gevent
 
-    return gevent.idle
+    idle: Callable[[], None] = gevent.idle
+    return idle
 
 
 class ResponseBody:
     """The WSGI iterable: counts what it hands over, knows if it finished."""
 
-    __slots__ = ("_pieces", "_source", "_on_close", "_context", "_yield", "bytes_sent", "finished", "_closed")
+    __slots__ = ("_closed", "_context", "_on_close", "_pieces", "_source", "_yield", "bytes_sent", "finished")
 
     def __init__(
         self,
@@ -121,13 +122,16 @@ class ResponseBody:
         if self._closed:
             return
         self._closed = True
+        if self._context is None:
+            self._finish()
+        else:
+            self._context.run(self._finish)
+
+    def _finish(self) -> None:
         try:
             close = getattr(self._source, "close", None)
             if close is not None:
-                if self._context is None:
-                    close()
-                else:
-                    self._context.run(close)
+                close()
         finally:
             if self._on_close is not None:
                 self._on_close(self)

@@ -58,7 +58,7 @@ def is_function_cancellable(function: Callable[..., Any]) -> bool:
 class CancelScope:
     """The disconnect and cancellation state of one running handler."""
 
-    __slots__ = ("disconnected", "_cancelled")
+    __slots__ = ("_cancelled", "disconnected")
 
     def __init__(self) -> None:
         self.disconnected = False

@@ -147,9 +147,7 @@ class LimitExceededError(SynapseError):
         errcode: str = Codes.LIMIT_EXCEEDED,
     ) -> None:
         headers = (
-            {"Retry-After": str(math.ceil(retry_after_ms / 1000))}
-            if retry_after_ms is not None
-            else None
+            {"Retry-After": str(math.ceil(retry_after_ms / 1000))} if retry_after_ms is not None else None
         )
         super().__init__(code, msg, errcode, headers=headers)
         self.retry_after_ms = retry_after_ms

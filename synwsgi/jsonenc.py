@@ -32,9 +32,7 @@ _CANONICAL_OPTS = (
     | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
 _COMPACT_OPTS = (
-    orjson.OPT_PASSTHROUGH_DATACLASS
-    | orjson.OPT_PASSTHROUGH_DATETIME
-    | orjson.OPT_PASSTHROUGH_SUBCLASS
+    orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
 )
 
 # Number tokens where orjson's text may differ from Python's float repr, and

@@ -7,7 +7,10 @@ those attributes on first use instead.
 
 from __future__ import annotations
 
+import contextvars
 import itertools
+import resource
+import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -22,7 +25,9 @@ from .headers import Header
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
+    from .body import ResponseBody
     from .cancellation import CancelScope
+    from .hooks import RequestHooks
     from .responses import Response
 
 _request_seq = itertools.count()
@@ -55,11 +60,29 @@ def raw_path_from_environ(environ: WSGIEnvironment) -> str:
     return path or "/"
 
 
+current_request_var: contextvars.ContextVar[SynapseRequest | None] = contextvars.ContextVar(
+    "synwsgi_request", default=None
+)
+
+
+def current_request() -> SynapseRequest | None:
+    """The request being handled in this context (handler or body), if any."""
+    return current_request_var.get()
+
+
 def next_request_id(method: str, header_value: str | None = None) -> str:
     """`<METHOD>-<n>` from a per-process counter, or `<METHOD>-<header value>`."""
     if header_value:
         return f"{method}-{header_value}"
     return f"{method}-{next(_request_seq)}"
+
+
+def _cpu_times() -> tuple[float, float]:
+    usage = resource.getrusage(_RUSAGE_THREAD)
+    return usage.ru_utime, usage.ru_stime
+
+
+_RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
 
 
 def _latin1_to_text(value: str) -> str:
@@ -101,20 +124,45 @@ class SynapseRequest(Request):
         self.response_code: int | None = None
         self.response_headers: list[Header] | None = None
         self.cancel_scope: CancelScope | None = None
+        #: who made the request (a user id), for the access log; set by auth code
         self.requester: str | None = None
+        self.hooks: tuple[RequestHooks, ...] = ()
+        self.metrics_in_flight = False
+        self.start_time = time.perf_counter()
+        self.processing_end: float | None = None
+        self._start_cpu: tuple[float, float] | None = None
+
+    def start_cpu_accounting(self) -> None:
+        self._start_cpu = _cpu_times()
+
+    def cpu_usage(self) -> tuple[float, float]:
+        """User and system CPU seconds used since `start_cpu_accounting`.
+
+        Measured on the serving thread: under gevent it includes whatever
+        other greenlets ran meanwhile.
+        """
+        if self._start_cpu is None:
+            return 0.0, 0.0
+        user, system = _cpu_times()
+        return user - self._start_cpu[0], system - self._start_cpu[1]
+
+    def finished(self, body: ResponseBody) -> bool:
+        """Whether the whole response reached the server and the client was still there."""
+        scope = self.cancel_scope
+        return body.finished and not (scope is not None and scope.disconnected)
 
     # -- the attributes werkzeug would have set in __init__ ------------------
 
     @cached_property
-    def headers(self) -> Headers:  # type: ignore[override]
+    def headers(self) -> Headers:
         return EnvironHeaders(self.environ)
 
     @cached_property
-    def scheme(self) -> str:  # type: ignore[override]
+    def scheme(self) -> str:
         return str(self.environ.get("wsgi.url_scheme", "http"))
 
     @cached_property
-    def server(self) -> tuple[str, int | None] | None:  # type: ignore[override]
+    def server(self) -> tuple[str, int | None] | None:
         name = self.environ.get("SERVER_NAME")
         if not name:
             return None
@@ -122,24 +170,24 @@ class SynapseRequest(Request):
         return name, int(port) if port and port.isdigit() else None
 
     @cached_property
-    def root_path(self) -> str:  # type: ignore[override]
+    def root_path(self) -> str:
         return _latin1_to_text(self.environ.get("SCRIPT_NAME") or "").rstrip("/")
 
     @cached_property
-    def path(self) -> str:  # type: ignore[override]
+    def path(self) -> str:
         return "/" + _latin1_to_text(self.environ.get("PATH_INFO") or "").lstrip("/")
 
     @cached_property
-    def query_string(self) -> bytes:  # type: ignore[override]
+    def query_string(self) -> bytes:
         return str(self.environ.get("QUERY_STRING", "")).encode("latin-1")
 
     @cached_property
-    def remote_addr(self) -> str | None:  # type: ignore[override]
+    def remote_addr(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
 
     # -- Synapse's request API -----------------------------------------------
 
-    def setHeader(self, name: str, value: str) -> None:  # noqa: N802 (Synapse's spelling)
+    def setHeader(self, name: str, value: str) -> None:
         """Set a response header; it replaces any of that name the response has."""
         self.add_response_headers(((name, value),))
 
@@ -148,7 +196,7 @@ class SynapseRequest(Request):
             self.response_headers = []
         self.response_headers.extend(headers)
 
-    def setResponseCode(self, code: int) -> None:  # noqa: N802
+    def setResponseCode(self, code: int) -> None:
         self.response_code = code
 
     def is_disconnected(self) -> bool:

@@ -17,12 +17,19 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import headers as h
-from .cancellation import CancelledError, CancelScope, client_gone, client_socket, is_function_cancellable, run_cancellable
+from .cancellation import (
+    CancelledError,
+    CancelScope,
+    client_gone,
+    client_socket,
+    is_function_cancellable,
+    run_cancellable,
+)
 from .config import ServerConfig
 from .errors import UnrecognizedRequestError
 from .jsonenc import encode_json, is_large, iter_encode_canonical_json
@@ -40,9 +47,8 @@ from .responses import (
 from .routing import Router
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
     import jinja2
+    from _typeshed.wsgi import WSGIApplication
 
     from .request import SynapseRequest
 
@@ -90,6 +96,8 @@ def invoke_handler(request: SynapseRequest, callback: ServletCallback, *args: An
         result = callback(request, *args, **kwargs)
         return run_coroutine(result) if inspect.iscoroutine(result) else result
 
+    for hook in request.hooks:
+        hook.handler_started(request)
     sock = client_socket(request.environ)
     if is_function_cancellable(callback):
         request.cancel_scope = CancelScope()
@@ -98,10 +106,10 @@ def invoke_handler(request: SynapseRequest, callback: ServletCallback, *args: An
     result = call()
     # Uncancellable handlers run to the end; a client that left meanwhile is
     # noted (the access log shows "200!"). Only worth a syscall for slow handlers.
-    if sock is not None and time.monotonic() - started > request.config.cancellation_poll_interval:
-        if client_gone(sock):
-            request.cancel_scope = scope = CancelScope()
-            scope.disconnected = True
+    slow = time.monotonic() - started > request.config.cancellation_poll_interval
+    if sock is not None and slow and client_gone(sock):
+        request.cancel_scope = scope = CancelScope()
+        scope.disconnected = True
     return result
 
 
@@ -120,7 +128,7 @@ class _DirectServeResource(Resource):
             callback, kwargs = self._get_handler(request)
             result = invoke_handler(request, callback, **kwargs)
             return self._send_response(request, result)
-        except (Exception, CancelledError) as exc:
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - every failure gets a response
             return self._send_error_response(request, exc)
 
     def _get_handler(self, request: SynapseRequest) -> tuple[ServletCallback, dict[str, Any]]:
@@ -179,8 +187,8 @@ class DirectServeJsonResource(_DirectServeResource):
             for name, value in h.cors_headers(request.config.experimental_cors_msc3886):
                 result.headers.setdefault(name, value)
             return result
-        if isinstance(result, Response) or callable(result):
-            return result
+        if callable(result):
+            return cast("WSGIApplication", result)
         if _is_body_iterator(result):
             return json_stream_response(200, result, config=request.config)
         raise TypeError(f"{request.servlet_name} returned {type(result).__name__}, not (code, object)")
@@ -272,7 +280,7 @@ class DirectServeHtmlResource(_DirectServeResource):
             code, body = result
             return html_response(code, body)
         if callable(result):
-            return result
+            return cast("WSGIApplication", result)
         raise TypeError(f"{request.servlet_name} returned {type(result).__name__}, not HTML")
 
     def _send_error_response(self, request: SynapseRequest, exc: BaseException) -> WSGIApplication:

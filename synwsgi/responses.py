@@ -24,9 +24,8 @@ from .errors import CodeMessageException, Codes, RedirectException, SynapseError
 from .jsonenc import encode_canonical_json, encode_json
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
     import jinja2
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
     from .request import SynapseRequest
 
@@ -51,7 +50,7 @@ class Response:
     Werkzeug `Response` can.
     """
 
-    __slots__ = ("status", "headers", "body")
+    __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: list[h.Header], body: Body = b"") -> None:
         self.status = status
@@ -216,7 +215,7 @@ def _log_unexpected(request: SynapseRequest, exc: BaseException) -> None:
     )
 
 
-_ERRCODES_BY_STATUS = {
+_ERRCODES_BY_STATUS: dict[int, Codes] = {
     HTTPStatus.NOT_FOUND: Codes.NOT_FOUND,
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: Codes.TOO_LARGE,
     HTTPStatus.FORBIDDEN: Codes.FORBIDDEN,

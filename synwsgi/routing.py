@@ -26,13 +26,6 @@ from werkzeug.routing.converters import PathConverter, UnicodeConverter
 
 from .errors import Codes, SynapseError, UnrecognizedRequestError
 
-try:  # Python 3.11+
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
-    from re._constants import AT, LITERAL  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - Python 3.10
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
-    from sre_constants import AT, LITERAL  # type: ignore[no-redef]
-
 
 class InvalidPathParameter(SynapseError):
     """A path parameter is not valid percent-encoded UTF-8."""
@@ -232,19 +225,44 @@ def _route_from_rule(index: int, method: str, rule: Rule, endpoint: Any) -> Rout
             if len(regex_parts) == len(literal) + 1:
                 literal.append(data)
     return Route(
-        index, method, rule.rule, re.compile("".join(regex_parts)), endpoint, converters, "".join(literal), rule
+        index,
+        method,
+        rule.rule,
+        re.compile("".join(regex_parts)),
+        endpoint,
+        converters,
+        "".join(literal),
+        rule,
     )
 
 
+_REGEX_META = frozenset(".^$*+?{}[]|()")
+
+
 def _regex_literal_prefix(pattern: re.Pattern[str]) -> str:
-    """The literal text every match of `pattern` starts with (maybe "")."""
-    if pattern.flags & re.IGNORECASE:
+    """The literal text every match of `pattern` starts with (maybe "").
+
+    Conservative: it stops at the first metacharacter, escape class or
+    quantified character, which is all the index needs.
+    """
+    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
         return ""
+    source = pattern.pattern
+    i = 1 if source.startswith("^") else 0
     chars: list[str] = []
-    for op, value in _sre_parse.parse(pattern.pattern, pattern.flags):
-        if op is AT and not chars:
-            continue
-        if op is not LITERAL:
+    while i < len(source):
+        char = source[i]
+        if char == "\\":
+            char = source[i + 1 : i + 2]
+            if not char or char.isalnum():  # \d, \w, \A, ...: not a literal
+                break
+            step = 2
+        elif char in _REGEX_META:
             break
-        chars.append(chr(value))
+        else:
+            step = 1
+        if source[i + step : i + step + 1] in ("*", "+", "?", "{"):
+            break
+        chars.append(char)
+        i += step
     return "".join(chars)

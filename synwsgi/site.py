@@ -24,11 +24,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from werkzeug.middleware.proxy_fix import ProxyFix
+
 from .body import ResponseBody, hub_yielder, rechunk, split
 from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
 from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
-from .request import SynapseRequest, next_request_id, raw_path_from_environ
+from .hooks import RequestHooks
+from .request import SynapseRequest, current_request_var, next_request_id, raw_path_from_environ
 from .resources import Resource
 from .responses import Response, close_body, merge_headers, return_json_error, status_line
 
@@ -36,18 +39,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
-
-#: Called once per request when its body is closed: (request, body, started_at).
-RequestFinishedHook = Callable[[SynapseRequest, ResponseBody, float], None]
-
-_current_request: contextvars.ContextVar[SynapseRequest | None] = contextvars.ContextVar(
-    "synwsgi_request", default=None
-)
-
-
-def current_request() -> SynapseRequest | None:
-    """The request being handled in this context, if any."""
-    return _current_request.get()
 
 
 def _normalise_prefix(prefix: str) -> str:
@@ -62,24 +53,28 @@ class Site:
         self,
         resources: Mapping[str, Resource],
         config: ServerConfig | None = None,
-        on_request_finished: Iterable[RequestFinishedHook] = (),
+        hooks: Iterable[RequestHooks] = (),
     ) -> None:
         self.config = config or DEFAULT_CONFIG
         mounts = {_normalise_prefix(prefix): resource for prefix, resource in resources.items()}
         # Longest prefix first, so the first hit is the most specific.
         self._mounts = sorted(mounts.items(), key=lambda item: len(item[0]), reverse=True)
         self._options_prefixes = [p for p, r in self._mounts if r.answers_options]
-        self._hooks = list(on_request_finished)
+        self.hooks = tuple(hooks)
+        # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
+        self._proxy_fix = ProxyFix(self._serve, x_for=1, x_proto=1) if self.config.behind_proxy else None
         self._request_id_environ_key = (
             "HTTP_" + self.config.request_id_header.upper().replace("-", "_")
             if self.config.request_id_header
             else None
         )
 
-    def add_request_finished_hook(self, hook: RequestFinishedHook) -> None:
-        self._hooks.append(hook)
-
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if self._proxy_fix is not None:
+            return self._proxy_fix(environ, start_response)
+        return self._serve(environ, start_response)
+
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.Context()
         return context.run(self._handle, environ, start_response, context)
 
@@ -88,25 +83,27 @@ class Site:
     def _handle(
         self, environ: WSGIEnvironment, start_response: StartResponse, context: contextvars.Context
     ) -> Iterable[bytes]:
-        started = time.perf_counter()
         method = environ.get("REQUEST_METHOD", "GET").upper()
         header_id = environ.get(self._request_id_environ_key) if self._request_id_environ_key else None
         request = SynapseRequest(
             environ, raw_path_from_environ(environ), next_request_id(method, header_id), self.config
         )
-        _current_request.set(request)
+        current_request_var.set(request)
+        if self.hooks:
+            request.hooks = self.hooks
+            request.start_cpu_accounting()
+            for hook in self.hooks:
+                hook.request_started(request)
         try:
             response = self._dispatch(request)
-        except (Exception, CancelledError) as exc:  # the last boundary: resources catch their own
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - the last boundary
             response = return_json_error(request, exc)
-        return self._send(request, response, start_response, context, started)
+        return self._send(request, response, start_response, context)
 
     def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
         self._check_body_size(request)
         path = request.raw_path
-        if request.method == "OPTIONS" and any(
-            _is_under(path, prefix) for prefix in self._options_prefixes
-        ):
+        if request.method == "OPTIONS" and any(_is_under(path, prefix) for prefix in self._options_prefixes):
             resource = next(r for p, r in self._mounts if r.answers_options and _is_under(path, p))
             return resource.render(request)
         for prefix, resource in self._mounts:
@@ -116,6 +113,7 @@ class Site:
                 if not resource.isLeaf and request.postpath not in ("", "/"):
                     break
                 return resource.render(request)
+        request.servlet_name = "unrecognised_request_handler"
         return return_json_error(request, UnrecognizedRequestError())
 
     def _check_body_size(self, request: SynapseRequest) -> None:
@@ -135,7 +133,6 @@ class Site:
         response: WSGIApplication,
         start_response: StartResponse,
         context: contextvars.Context,
-        started: float,
     ) -> Iterable[bytes]:
         if not isinstance(response, Response):
             response = self._run_wsgi_response(request, response)
@@ -148,7 +145,11 @@ class Site:
             close_body(body)
             pieces: Iterator[bytes] = iter(())
         elif isinstance(body, bytes):
-            pieces = iter((body,)) if len(body) <= self.config.max_chunk_size else split(body, self.config.max_chunk_size)
+            pieces = (
+                iter((body,))
+                if len(body) <= self.config.max_chunk_size
+                else split(body, self.config.max_chunk_size)
+            )
         else:
             primed = self._prime(request, body)
             if isinstance(primed, Response):
@@ -157,9 +158,14 @@ class Site:
             else:
                 pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
         request.response_code = response.status
+        request.processing_end = time.perf_counter()
+        on_close = None
+        if self.hooks:
+            for hook in self.hooks:
+                hook.response_started(request, response)
+            on_close = self._finisher(request)
         start_response(status_line(response.status), response.headers)
-        on_close = self._finisher(request, started) if self._hooks else None
-        return ResponseBody(pieces, source, on_close, context if source is not None else None, hub_yield)
+        return ResponseBody(pieces, source, on_close, context, hub_yield)
 
     def _prime(self, request: SynapseRequest, body: Iterable[bytes]) -> Iterator[bytes] | Response:
         """Pull the first piece of a streamed body while an error can still be sent.
@@ -169,7 +175,7 @@ class Site:
         pieces = rechunk(body, self.config.min_chunk_size, self.config.max_chunk_size)
         try:
             first = next(pieces, None)
-        except (Exception, CancelledError) as exc:
+        except (Exception, CancelledError) as exc:  # noqa: BLE001 - becomes an error response
             close_body(body)
             return return_json_error(request, exc)
         return pieces if first is None else itertools.chain((first,), pieces)
@@ -178,7 +184,9 @@ class Site:
         """Turn any WSGI application (a Werkzeug `Response`, say) into a `Response`."""
         captured: list[Any] = []
 
-        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], object]:
+        def capture(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], object]:
             captured[:] = [status, headers]
             return _no_write
 
@@ -186,13 +194,13 @@ class Site:
         status, headers = captured
         return Response(int(status.split(" ", 1)[0]), list(headers), app_iter)
 
-    def _finisher(self, request: SynapseRequest, started: float) -> Callable[[ResponseBody], None]:
+    def _finisher(self, request: SynapseRequest) -> Callable[[ResponseBody], None]:
         def finished(body: ResponseBody) -> None:
-            for hook in self._hooks:
+            for hook in self.hooks:
                 try:
-                    hook(request, body, started)
-                except Exception:
-                    logger.exception("request-finished hook %r failed", hook)
+                    hook.request_finished(request, body)
+                except Exception:  # one hook must not stop the others
+                    logger.exception("request hook %r failed", hook)
 
         return finished
 

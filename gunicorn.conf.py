@@ -1,0 +1,63 @@
+"""gunicorn settings for the showcase app: `gunicorn wsgi:app` reads this file.
+
+Each setting can be changed with an environment variable (SYNWSGI_*), or on
+the command line, which wins over this file.
+"""
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+# Prometheus' multiprocess mode must be chosen before any worker imports
+# prometheus_client: every worker writes its samples to this directory and
+# /metrics adds them up.
+_metrics_dir = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(tempfile.gettempdir(), f"synwsgi-prometheus-{os.getpid()}"),
+)
+
+from synwsgi.logcontext import logging_config  # noqa: E402 - after the environment is set
+
+bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
+workers = int(os.environ.get("SYNWSGI_WORKERS", "2"))
+# gevent: thousands of connections per worker, cancellation by killing the
+# handler's greenlet. Use "gthread" (threads below) or "sync" without gevent.
+worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "gevent")
+worker_connections = int(os.environ.get("SYNWSGI_WORKER_CONNECTIONS", "1000"))
+threads = int(os.environ.get("SYNWSGI_THREADS", "8"))
+
+# gunicorn 23+ opens a control socket by default; nothing here uses it.
+control_socket_disable = True
+
+timeout = int(os.environ.get("SYNWSGI_TIMEOUT", "60"))
+graceful_timeout = int(os.environ.get("SYNWSGI_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+
+# Oversized request lines and headers are refused by gunicorn itself (400/431).
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# synwsgi writes the access line itself ("Processed request", secrets redacted);
+# gunicorn's own access log would repeat it, with tokens in the URI.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
+logconfig_dict = logging_config(loglevel.upper())
+
+
+def on_starting(server: Any) -> None:
+    shutil.rmtree(_metrics_dir, ignore_errors=True)
+    os.makedirs(_metrics_dir, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_dir.startswith(os.path.join(tempfile.gettempdir(), "synwsgi-prometheus-")):
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -1,0 +1,52 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+GUNICORN = "gunicorn>=23"
+GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
+TEST = [
+    *GEVENT,
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+    "hypothesis>=6.100",
+    "opentelemetry-api>=1.25",
+    "opentelemetry-sdk>=1.25",
+    "mypy>=1.10",
+    "ruff>=0.6",
+    "types-setuptools",
+]
+BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
+
+setup(
+    name="synwsgi",
+    version="0.1.0",
+    description="Matrix Synapse's HTTP layer as a synchronous WSGI toolkit for JSON APIs",
+    long_description=Path(__file__).with_name("README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["synwsgi", "synwsgi.*"]),
+    package_data={"synwsgi": ["py.typed", "webroot/*"]},
+    install_requires=[
+        "werkzeug>=3.1,<4",
+        "jinja2>=3.1",
+        "canonicaljson>=2.0",
+        # orjson's float formatting matches Python's for large exponents from 3.10 on;
+        # tests pin the byte-for-byte equality with canonicaljson.
+        "orjson>=3.10",
+        "prometheus-client>=0.20",
+    ],
+    extras_require={
+        "gunicorn": [GUNICORN],
+        "gevent": GEVENT,
+        "opentelemetry": ["opentelemetry-api>=1.25"],
+        "test": TEST,
+        "bench": BENCH,
+        "all": sorted(set(TEST + BENCH)),
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Internet :: WWW/HTTP :: WSGI",
+        "Typing :: Typed",
+    ],
+)
