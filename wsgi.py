@@ -39,6 +39,7 @@ from synwsgi import (
 )
 from synwsgi.accesslog import AccessLogger
 from synwsgi.metrics import MetricsResource, ServerMetrics
+from synwsgi.tracing import tracing_hooks
 
 WEBROOT = Path(synwsgi.__file__).parent / "webroot"
 
@@ -279,7 +280,7 @@ def build_site(config: ServerConfig | None = None) -> Site:
             "/metrics": MetricsResource(),
         },
         config,
-        hooks=[AccessLogger(config.site_tag), METRICS],
+        hooks=[AccessLogger(config.site_tag), METRICS, *tracing_hooks()],
     )
 
 

@@ -128,6 +128,9 @@ class SynapseRequest(Request):
         self.requester: str | None = None
         self.hooks: tuple[RequestHooks, ...] = ()
         self.metrics_in_flight = False
+        #: the pattern of the servlet that matched, and the tracing span, if any
+        self.route: str | None = None
+        self.span: object | None = None
         self.start_time = time.perf_counter()
         self.processing_end: float | None = None
         self._start_cpu: tuple[float, float] | None = None

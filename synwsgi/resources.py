@@ -246,6 +246,7 @@ class JsonResource(DirectServeJsonResource):
             allow = (exc.headers or {}).get("Allow")
             raise _unrecognized(request, allow.split(", ") if allow else []) from None
         callback, request.servlet_name = route.endpoint
+        request.route = route.pattern
         return callback, kwargs
 
 
