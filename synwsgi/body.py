@@ -30,7 +30,10 @@ class ResponseAborted(BrokenPipeError):
 
 
 def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[bytes]:
-    """Coalesce pieces smaller than `min_size`, split those larger than `max_size`."""
+    """Re-cut `pieces` so that every piece but the last is `min_size`..`max_size` bytes.
+
+    Pieces already within bounds pass through without a copy.
+    """
     buffer: list[bytes] = []
     buffered = 0
     for piece in pieces:
@@ -41,13 +44,23 @@ def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[b
             continue
         buffer.append(piece)
         buffered += len(piece)
-        if buffered >= min_size:
-            data = b"".join(buffer)
-            buffer.clear()
+        if buffered < min_size:
+            continue
+        data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
+        buffer.clear()
+        start = 0
+        while len(data) - start > max_size:
+            yield data[start : start + max_size]
+            start += max_size
+        rest = data[start:] if start else data
+        if len(rest) >= min_size:
+            yield rest
             buffered = 0
-            yield from split(data, max_size)
-    if buffer:
-        yield from split(b"".join(buffer), max_size)
+        else:
+            buffer.append(rest)
+            buffered = len(rest)
+    if buffered:
+        yield b"".join(buffer)
 
 
 def split(data: bytes, max_size: int) -> Iterator[bytes]:

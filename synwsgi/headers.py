@@ -6,6 +6,8 @@ with them without building anything per request.
 
 from __future__ import annotations
 
+from .config import ServerConfig
+
 Header = tuple[str, str]
 
 _ALLOW_ORIGIN: Header = ("Access-Control-Allow-Origin", "*")
@@ -41,6 +43,8 @@ HTML_CONTENT_TYPE: Header = ("Content-Type", "text/html; charset=utf-8")
 NO_CACHE: Header = ("Cache-Control", "no-cache, no-store, must-revalidate")
 
 
-def cors_headers(msc3886: bool = False) -> tuple[Header, ...]:
-    """The CORS header set to send, in its MSC3886 variant when configured."""
-    return CORS_HEADERS_MSC3886 if msc3886 else CORS_HEADERS
+def cors_headers(config: ServerConfig) -> tuple[Header, ...]:
+    """The CORS headers `config` asks for: none, Synapse's, or MSC3886's variant."""
+    if not config.send_cors:
+        return ()
+    return CORS_HEADERS_MSC3886 if config.experimental_cors_msc3886 else CORS_HEADERS

@@ -102,6 +102,8 @@ def invoke_handler(request: SynapseRequest, callback: ServletCallback, *args: An
     if is_function_cancellable(callback):
         request.cancel_scope = CancelScope()
         return run_cancellable(call, sock, request.config.cancellation_poll_interval, request.cancel_scope)
+    if sock is None:
+        return call()
     started = time.monotonic()
     result = call()
     # Uncancellable handlers run to the end; a client that left meanwhile is
@@ -184,7 +186,7 @@ class DirectServeJsonResource(_DirectServeResource):
             return self._json_response(request, code, obj)
         if isinstance(result, WerkzeugResponse):
             # CORS belongs on every JSON API response, whoever built it.
-            for name, value in h.cors_headers(request.config.experimental_cors_msc3886):
+            for name, value in h.cors_headers(request.config):
                 result.headers.setdefault(name, value)
             return result
         if callable(result):
@@ -196,7 +198,7 @@ class DirectServeJsonResource(_DirectServeResource):
     def _json_response(self, request: SynapseRequest, code: int, obj: Any) -> Response:
         config = request.config
         request.response_code = code
-        if is_large(obj, config.large_json_items) and _served_by_gevent(request):
+        if _served_by_gevent(request) and is_large(obj, config.large_json_items):
             # Encoding a big body in one go would freeze every other greenlet.
             pieces = (
                 iter_encode_canonical_json(obj, config.max_chunk_size)

@@ -108,7 +108,7 @@ _JSON_CORS_MSC3886_HEADERS = [*_JSON_HEADERS, *h.CORS_HEADERS_MSC3886]
 
 def json_headers(send_cors: bool, config: ServerConfig = DEFAULT_CONFIG) -> list[h.Header]:
     """A fresh list of the headers every JSON response carries (no Content-Length)."""
-    if not send_cors:
+    if not (send_cors and config.send_cors):
         return list(_JSON_HEADERS)
     if config.experimental_cors_msc3886:
         return list(_JSON_CORS_MSC3886_HEADERS)
@@ -151,8 +151,7 @@ def json_stream_response(
 def options_response(config: ServerConfig = DEFAULT_CONFIG) -> Response:
     """The answer to a CORS preflight: 204, no body, the CORS headers."""
     headers = [("Content-Length", "0")]
-    if config.send_cors:
-        headers.extend(h.cors_headers(config.experimental_cors_msc3886))
+    headers.extend(h.cors_headers(config))
     return Response(HTTPStatus.NO_CONTENT, headers)
 
 
@@ -184,7 +183,7 @@ def redirect_response(
     """A redirect with an empty body."""
     headers = [("Location", safe_location(url)), ("Content-Length", "0")]
     if cors:
-        headers.extend(h.cors_headers(config.experimental_cors_msc3886))
+        headers.extend(h.cors_headers(config))
     return Response(status_code, headers)
 
 
@@ -331,7 +330,7 @@ def respond_with_redirect(
 
 
 def set_cors_headers(request: SynapseRequest) -> None:
-    request.add_response_headers(h.cors_headers(request.config.experimental_cors_msc3886))
+    request.add_response_headers(h.cors_headers(request.config))
 
 
 def set_corp_headers(request: SynapseRequest) -> None:

@@ -97,8 +97,15 @@ class Route:
     converters: dict[str, Callable[[str], Any] | None]
     literal_prefix: str
     rule: Rule | None = None
+    # True when every parameter only needs unquoting (the common case, and fast).
+    plain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.plain = not any(self.converters.values())
 
     def params(self, match: re.Match[str]) -> dict[str, Any]:
+        if self.plain:
+            return {name: unquote_strict(v, name) if v else v for name, v in match.groupdict().items()}
         params: dict[str, Any] = {}
         for name, value in match.groupdict().items():
             if value is None:
@@ -121,6 +128,7 @@ class _MethodTable:
 
     static: dict[str, Route] = field(default_factory=dict)
     by_prefix: dict[str, list[Route]] = field(default_factory=dict)
+    longest_prefix: int = 0
 
     def add(self, route: Route, is_static: bool) -> None:
         if is_static:
@@ -128,13 +136,15 @@ class _MethodTable:
         else:
             bucket = route.literal_prefix[: route.literal_prefix.rfind("/") + 1]
             self.by_prefix.setdefault(bucket, []).append(route)
+            self.longest_prefix = max(self.longest_prefix, len(bucket))
 
     def match(self, path: str) -> tuple[Route, re.Match[str] | None] | None:
         best = self.static.get(path)
         best_match: re.Match[str] | None = None
         by_prefix = self.by_prefix
+        longest = self.longest_prefix
         end = 0
-        while True:
+        while end <= longest:
             bucket = by_prefix.get(path[:end])
             if bucket is not None:
                 for route in bucket:

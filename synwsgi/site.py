@@ -57,9 +57,12 @@ class Site:
     ) -> None:
         self.config = config or DEFAULT_CONFIG
         mounts = {_normalise_prefix(prefix): resource for prefix, resource in resources.items()}
-        # Longest prefix first, so the first hit is the most specific.
-        self._mounts = sorted(mounts.items(), key=lambda item: len(item[0]), reverse=True)
-        self._options_prefixes = [p for p, r in self._mounts if r.answers_options]
+        self._mounts = mounts
+        self._mount_depth = max((prefix.count("/") for prefix in mounts), default=0)
+        # Shortest first: the outermost OptionsResource answers OPTIONS below it.
+        self._options_mounts = sorted(
+            ((p, r) for p, r in mounts.items() if r.answers_options), key=lambda item: len(item[0])
+        )
         self.hooks = tuple(hooks)
         # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
         self._proxy_fix = ProxyFix(self._serve, x_for=1, x_proto=1) if self.config.behind_proxy else None
@@ -103,16 +106,21 @@ class Site:
     def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
         self._check_body_size(request)
         path = request.raw_path
-        if request.method == "OPTIONS" and any(_is_under(path, prefix) for prefix in self._options_prefixes):
-            resource = next(r for p, r in self._mounts if r.answers_options and _is_under(path, p))
-            return resource.render(request)
-        for prefix, resource in self._mounts:
-            if _is_under(path, prefix):
+        if request.method == "OPTIONS":
+            for prefix, resource in self._options_mounts:
+                if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                    return resource.render(request)
+        # The longest mounted prefix, on segment boundaries: try "/a/b", "/a", "".
+        parts = path.split("/", self._mount_depth + 1)
+        for depth in range(min(len(parts), self._mount_depth + 1), 0, -1):
+            prefix = "/".join(parts[:depth])
+            mounted = self._mounts.get(prefix)
+            if mounted is not None:
                 request.prepath = prefix
                 request.postpath = path[len(prefix) :]
-                if not resource.isLeaf and request.postpath not in ("", "/"):
-                    break
-                return resource.render(request)
+                if mounted.isLeaf or request.postpath in ("", "/"):
+                    return mounted.render(request)
+                break
         request.servlet_name = "unrecognised_request_handler"
         return return_json_error(request, UnrecognizedRequestError())
 
@@ -203,10 +211,6 @@ class Site:
                     logger.exception("request hook %r failed", hook)
 
         return finished
-
-
-def _is_under(path: str, prefix: str) -> bool:
-    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
 
 
 def _no_write(data: bytes) -> object:
