@@ -72,6 +72,7 @@ class Resource:
     answers_options: ClassVar[bool] = False
 
     def render(self, request: SynapseRequest) -> WSGIApplication:
+        request.servlet_name = "unrecognised_request_handler"
         return return_json_error(request, UnrecognizedRequestError())
 
 

@@ -53,7 +53,7 @@ class Response:
     __slots__ = ("body", "headers", "status")
 
     def __init__(self, status: int, headers: list[h.Header], body: Body = b"") -> None:
-        self.status = status
+        self.status = int(status)
         self.headers = headers
         self.body = body
 

@@ -37,11 +37,21 @@ _json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_f
 
 
 def read_body(request: SynapseRequest) -> bytes:
-    """The whole request body, within `max_request_body_size` (else 413)."""
+    """The whole request body, within `max_request_body_size` (else 413).
+
+    A declared Content-Length over the limit was refused before any of the
+    body was read. A body of unknown length (chunked) is read up to the limit;
+    Werkzeug then stops without saying whether more was coming, so one more
+    byte is asked of the server's stream.
+    """
+    limit = request.config.max_request_body_size
     try:
-        return request.get_data(cache=True)
+        data = request.get_data(cache=True)
     except RequestEntityTooLarge:
-        raise RequestTooLargeError(request.config.max_request_body_size) from None
+        raise RequestTooLargeError(limit) from None
+    if len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestTooLargeError(limit)
+    return data
 
 
 def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> Any:

@@ -29,7 +29,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .body import ResponseBody, hub_yielder, rechunk, split
 from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
-from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
+from .errors import Codes, RequestTooLargeError, SynapseError
 from .hooks import RequestHooks
 from .request import SynapseRequest, current_request_var, next_request_id, raw_path_from_environ
 from .resources import Resource
@@ -121,8 +121,7 @@ class Site:
                 if mounted.isLeaf or request.postpath in ("", "/"):
                     return mounted.render(request)
                 break
-        request.servlet_name = "unrecognised_request_handler"
-        return return_json_error(request, UnrecognizedRequestError())
+        return Resource().render(request)
 
     def _check_body_size(self, request: SynapseRequest) -> None:
         declared = request.environ.get("CONTENT_LENGTH")
