@@ -15,9 +15,6 @@ import contextvars
 import errno
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
-
-from .cancellation import client_socket
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +66,6 @@ def split(data: bytes, max_size: int) -> Iterator[bytes]:
         return
     for start in range(0, len(data), max_size):
         yield data[start : start + max_size]
-
-
-def hub_yielder(environ: dict[str, Any]) -> Callable[[], None] | None:
-    """`gevent.idle` when this request is served by a gevent worker, else None.
-
-    `idle` waits until the hub has run every other ready greenlet; `sleep(0)`
-    would let callbacks queued meanwhile wait for the next loop iteration.
-    """
-    sock = client_socket(environ)
-    if sock is None or not type(sock).__module__.startswith("gevent"):
-        return None
-    import gevent
-
-    idle: Callable[[], None] = gevent.idle
-    return idle
 
 
 class ResponseBody:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import select
 import socket
 import threading
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from .connection import client_gone, is_gevent_socket
 
 logger = logging.getLogger(__name__)
 
@@ -102,31 +103,6 @@ def sleep(seconds: float) -> None:
         scope.wait(seconds)
 
 
-def client_gone(sock: socket.socket) -> bool | None:
-    """Peek at the client's socket without consuming anything.
-
-    True: the client closed (or reset) the connection. False: nothing to
-    read, still there. None: unread bytes are waiting, so it cannot be told.
-    """
-    try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
-        return True if sock.recv(1, socket.MSG_PEEK) == b"" else None
-    except (OSError, ValueError):
-        return True
-
-
-def client_socket(environ: dict[str, Any]) -> socket.socket | None:
-    """The client connection, from gunicorn or the Werkzeug dev server."""
-    sock = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _is_gevent_socket(sock: socket.socket) -> bool:
-    return type(sock).__module__.startswith("gevent")
-
-
 def run_cancellable(
     function: Callable[[], Any],
     sock: socket.socket | None,
@@ -142,7 +118,7 @@ def run_cancellable(
     try:
         if sock is None:
             return function()
-        if _is_gevent_socket(sock):
+        if is_gevent_socket(sock):
             return _run_in_greenlet(function, sock, scope, poll_interval)
         return _run_with_watcher_thread(function, sock, scope, poll_interval)
     finally:

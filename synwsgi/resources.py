@@ -25,12 +25,11 @@ from . import headers as h
 from .cancellation import (
     CancelledError,
     CancelScope,
-    client_gone,
-    client_socket,
     is_function_cancellable,
     run_cancellable,
 )
 from .config import ServerConfig
+from .connection import client_gone, client_socket, served_by_gevent
 from .errors import UnrecognizedRequestError
 from .jsonenc import encode_json, is_large, iter_encode_canonical_json
 from .responses import (
@@ -199,7 +198,7 @@ class DirectServeJsonResource(_DirectServeResource):
     def _json_response(self, request: SynapseRequest, code: int, obj: Any) -> Response:
         config = request.config
         request.response_code = code
-        if _served_by_gevent(request) and is_large(obj, config.large_json_items):
+        if served_by_gevent(request.environ) and is_large(obj, config.large_json_items):
             # Encoding a big body in one go would freeze every other greenlet.
             pieces = (
                 iter_encode_canonical_json(obj, config.max_chunk_size)
@@ -211,11 +210,6 @@ class DirectServeJsonResource(_DirectServeResource):
 
     def _send_error_response(self, request: SynapseRequest, exc: BaseException) -> WSGIApplication:
         return return_json_error(request, exc, self.config or request.config)
-
-
-def _served_by_gevent(request: SynapseRequest) -> bool:
-    sock = client_socket(request.environ)
-    return sock is not None and type(sock).__module__.startswith("gevent")
 
 
 class JsonResource(DirectServeJsonResource):

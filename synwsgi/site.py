@@ -17,6 +17,7 @@ One request, start to end:
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import logging
 import time
@@ -26,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .body import ResponseBody, hub_yielder, rechunk, split
+from .body import ResponseBody, rechunk, split
 from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
+from .connection import end_connection, hub_yielder
 from .errors import Codes, RequestTooLargeError, SynapseError
 from .hooks import RequestHooks
 from .request import SynapseRequest, current_request_var, next_request_id, raw_path_from_environ
@@ -166,11 +168,13 @@ class Site:
                 pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
         request.response_code = response.status
         request.processing_end = time.perf_counter()
+        for hook in self.hooks:
+            hook.response_started(request, response)
+        # A 413 leaves (part of) the body unread: end the connection after it.
+        close_connection = response.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
         on_close = None
-        if self.hooks:
-            for hook in self.hooks:
-                hook.response_started(request, response)
-            on_close = self._finisher(request)
+        if self.hooks or close_connection:
+            on_close = functools.partial(self._request_finished, request, close_connection)
         start_response(status_line(response.status), response.headers)
         return ResponseBody(pieces, source, on_close, context, hub_yield)
 
@@ -201,15 +205,14 @@ class Site:
         status, headers = captured
         return Response(int(status.split(" ", 1)[0]), list(headers), app_iter)
 
-    def _finisher(self, request: SynapseRequest) -> Callable[[ResponseBody], None]:
-        def finished(body: ResponseBody) -> None:
-            for hook in self.hooks:
-                try:
-                    hook.request_finished(request, body)
-                except Exception:  # one hook must not stop the others
-                    logger.exception("request hook %r failed", hook)
-
-        return finished
+    def _request_finished(self, request: SynapseRequest, close_connection: bool, body: ResponseBody) -> None:
+        for hook in self.hooks:
+            try:
+                hook.request_finished(request, body)
+            except Exception:  # one hook must not stop the others
+                logger.exception("request hook %r failed", hook)
+        if close_connection:
+            end_connection(request.environ)
 
 
 def _no_write(data: bytes) -> object:
