@@ -14,6 +14,7 @@ TEST = [
     "mypy>=1.10",
     "ruff>=0.6",
     "types-setuptools",
+    "selenium>=4.20,<5",
 ]
 BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
 
