@@ -249,15 +249,38 @@ def _route_from_rule(index: int, method: str, rule: Rule, endpoint: Any) -> Rout
 _REGEX_META = frozenset(".^$*+?{}[]|()")
 
 
+def _has_top_level_alternation(source: str) -> bool:
+    """Whether `source` has a `|` outside every group and character class."""
+    depth = 0
+    in_class = False
+    escaped = False
+    for char in source:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            return True
+    return False
+
+
 def _regex_literal_prefix(pattern: re.Pattern[str]) -> str:
     """The literal text every match of `pattern` starts with (maybe "").
 
     Conservative: it stops at the first metacharacter, escape class or
     quantified character, which is all the index needs.
     """
-    if pattern.flags & (re.IGNORECASE | re.VERBOSE):
-        return ""
     source = pattern.pattern
+    if pattern.flags & (re.IGNORECASE | re.VERBOSE) or _has_top_level_alternation(source):
+        return ""
     i = 1 if source.startswith("^") else 0
     chars: list[str] = []
     while i < len(source):

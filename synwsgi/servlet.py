@@ -49,7 +49,8 @@ def read_body(request: SynapseRequest) -> bytes:
         data = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise RequestTooLargeError(limit) from None
-    if len(data) >= limit and request.environ["wsgi.input"].read(1):
+    unknown_length = not request.environ.get("CONTENT_LENGTH")
+    if unknown_length and len(data) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestTooLargeError(limit)
     return data
 

@@ -1,0 +1,205 @@
+"""The canonical encoders are byte-identical to `canonicaljson.encode_canonical_json`."""
+
+from __future__ import annotations
+
+import enum
+import json
+import math
+from collections import OrderedDict, namedtuple
+from typing import Any
+
+import canonicaljson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import synwsgi
+from synwsgi.jsonenc import encode_canonical_json, iter_encode_canonical_json
+
+TINY_AND_AWKWARD_FLOATS = [
+    1e-7,
+    2.5e-05,
+    1e-05,
+    0.00001234,
+    1e-4,
+    0.0001,
+    0.000123,
+    5e-324,
+    2.2250738585072014e-308,
+    -0.0,
+    0.0,
+    0.1,
+    1.0,
+    123.0,
+    1e15,
+    1e16,
+    1e22,
+    1.5e300,
+    1.7976931348623157e308,
+    9007199254740993.0,
+    -1e-7,
+]
+
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**63 - 3, max_value=2**64 + 3),
+    st.integers(min_value=-(2**100), max_value=2**100),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.floats(min_value=1e-12, max_value=1e-3),
+    st.sampled_from(TINY_AND_AWKWARD_FLOATS),
+    st.text(),
+    st.text(alphabet=st.characters(min_codepoint=0x80, max_codepoint=0x10FFFF, exclude_categories=["Cs"])),
+    st.sampled_from(["null", "NaN", "e-5", "0.0000", "\u2028", "\x00\x1f\x7f", "</script>", "\\\""]),
+)
+
+json_values = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=6),
+        st.lists(children, max_size=6).map(tuple),
+        st.dictionaries(st.text(max_size=6), children, max_size=6),
+    ),
+    max_leaves=30,
+)
+
+FAST = settings(max_examples=120, deadline=None, database=None)
+
+
+def canonical(obj: Any) -> bytes:
+    return canonicaljson.encode_canonical_json(obj)
+
+
+@FAST
+@given(json_values)
+def test_encode_canonical_json_is_byte_identical(obj: Any) -> None:
+    assert encode_canonical_json(obj) == canonical(obj)
+
+
+@FAST
+@given(json_values)
+def test_public_encode_canonical_json_is_byte_identical(obj: Any) -> None:
+    assert synwsgi.encode_canonical_json(obj) == canonical(obj)
+
+
+@settings(max_examples=80, deadline=None, database=None)
+@given(
+    st.one_of(
+        json_values,
+        st.lists(leaves, min_size=17, max_size=60),
+        st.lists(json_values, min_size=2, max_size=20),
+        st.dictionaries(st.text(max_size=4), st.lists(leaves, max_size=40), max_size=5),
+    ),
+    st.integers(min_value=1, max_value=256),
+)
+def test_iter_encode_canonical_json_is_byte_identical(obj: Any, piece_size: int) -> None:
+    pieces = list(iter_encode_canonical_json(obj, piece_size))
+    assert all(isinstance(piece, bytes) for piece in pieces)
+    assert b"".join(pieces) == canonical(obj)
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(st.dictionaries(st.integers(min_value=-(2**70), max_value=2**70), json_values, max_size=6))
+def test_integer_keys(obj: dict[int, Any]) -> None:
+    assert encode_canonical_json(obj) == canonical(obj)
+    assert b"".join(iter_encode_canonical_json(obj, 8)) == canonical(obj)
+
+
+@pytest.mark.parametrize("value", TINY_AND_AWKWARD_FLOATS)
+def test_awkward_floats(value: float) -> None:
+    for obj in (value, [value], {"f": value}, [[1, value, "x"]]):
+        assert encode_canonical_json(obj) == canonical(obj)
+        assert b"".join(iter_encode_canonical_json(obj, 4)) == canonical(obj)
+
+
+def test_known_tricky_values() -> None:
+    assert encode_canonical_json(1e-7) == b"1e-07"
+    assert encode_canonical_json(2.5e-05) == b"2.5e-05"
+    assert encode_canonical_json(2**64) == b"18446744073709551616"
+    assert encode_canonical_json(-(2**64) - 1) == b"-18446744073709551617"
+    assert encode_canonical_json({"b": 1, "a": "\u2603"}) == '{"a":"\u2603","b":1}'.encode()
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+Point = namedtuple("Point", ["x", "y"])
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"errcode": synwsgi.Codes.UNKNOWN},
+        [synwsgi.Codes.FORBIDDEN, Colour.RED, True, False],
+        OrderedDict([("b", 1), ("a", 2)]),
+        Point(1, 2),
+        {"deep": [[[[[[[[[[1]]]]]]]]]], "x": [[{"y": [[2.5e-05]]}]]},
+        [[[] for _ in range(3)] for _ in range(300)],
+    ],
+)
+def test_subclasses_and_odd_containers(obj: Any) -> None:
+    assert encode_canonical_json(obj) == canonical(obj)
+    assert b"".join(iter_encode_canonical_json(obj, 16)) == canonical(obj)
+
+
+def test_deep_nesting_beyond_orjson_limit() -> None:
+    obj: Any = 1
+    for _ in range(400):
+        obj = [obj]
+    assert encode_canonical_json(obj) == canonical(obj)
+
+
+def raises_like_canonicaljson(obj: Any) -> type[BaseException]:
+    with pytest.raises(Exception) as expected:
+        canonical(obj)
+    with pytest.raises(Exception) as got:
+        encode_canonical_json(obj)
+    assert isinstance(got.value, expected.type), (got.value, expected.value)
+    with pytest.raises(Exception) as got_iter:
+        b"".join(iter_encode_canonical_json(obj, 8))
+    assert isinstance(got_iter.value, expected.type), (got_iter.value, expected.value)
+    return expected.type
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda v: v,
+        lambda v: [v],
+        lambda v: {"a": v},
+        lambda v: [1, 2, {"x": [None, v]}],
+        lambda v: {"z": 1, "a": [None] * 40 + [v]},
+        lambda v: [None] * 100 + [v],
+    ],
+)
+def test_nan_and_infinity_raise_like_canonicaljson(bad: float, wrap: Any) -> None:
+    assert raises_like_canonicaljson(wrap(bad)) is ValueError
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(json_values, st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_nan_anywhere_raises(obj: Any, bad: float) -> None:
+    for candidate in ([obj, bad], {"k": obj, "n": bad}, [bad, obj]):
+        with pytest.raises(ValueError):
+            canonical(candidate)
+        with pytest.raises(ValueError):
+            encode_canonical_json(candidate)
+
+
+@pytest.mark.parametrize("obj", ["\ud800", ["ok", "\udfff"], {"\ud83d": 1}, {"a": {"b": "x\udc00y"}}])
+def test_lone_surrogates_raise_like_canonicaljson(obj: Any) -> None:
+    raises_like_canonicaljson(obj)
+
+
+@pytest.mark.parametrize("obj", [object(), {"a": {1, 2}}, [b"bytes"], {"a": 1, 2: "mixed keys"}])
+def test_unserialisable_raise_like_canonicaljson(obj: Any) -> None:
+    assert issubclass(raises_like_canonicaljson(obj), TypeError)
+
+
+def test_null_values_are_not_mistaken_for_nan() -> None:
+    obj = {"a": None, "b": [None, "null"], "null": None}
+    assert encode_canonical_json(obj) == canonical(obj)
+    assert json.loads(encode_canonical_json(obj)) == obj
