@@ -37,12 +37,11 @@ _COMPACT_OPTS = (
 
 # Number tokens where orjson's text may differ from Python's float repr, and
 # `null` in value position (which NaN/Infinity turn into). Each pattern starts
-# with a literal so the regex engine skips through the text quickly.
-_SUSPECT_PATTERNS = (
-    re.compile(rb"e-(?<=[0-9]e-)"),
-    re.compile(rb"0\.0000"),
-    re.compile(rb"null(?<=[:,\[]null)|^null"),
-)
+# with a literal, so the regex engine skips through the text at memory speed.
+_TINY_FLOAT_EXPONENT = re.compile(rb"e-(?<=[0-9]e-)")
+_TINY_FLOAT_POSITIONAL = re.compile(rb"0\.0000")
+_NULL_VALUE = re.compile(rb"null(?<=[:,\[]null)")
+
 
 _compact_fallback = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
@@ -51,15 +50,18 @@ def _reject(obj: object) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON serializable here")
 
 
-_SUSPECT_NEEDLES = (b"e-", b"0.0000", b"null")
-
-
 def _may_differ(encoded: bytes) -> bool:
-    # Small bodies: plain substring tests rule most out at once. Big ones go
-    # straight to the patterns, as fast as a substring test that finds nothing.
-    if len(encoded) < 65536 and not any(needle in encoded for needle in _SUSPECT_NEEDLES):
+    # Small bodies: plain substring tests rule most out at once.
+    small = len(encoded) < 4096
+    if small and b"e-" not in encoded and b"0.0000" not in encoded and b"null" not in encoded:
         return False
-    return any(pattern.search(encoded) for pattern in _SUSPECT_PATTERNS)
+    # `in` for one byte is a memchr: a body without "-" cannot hold "e-".
+    return bool(
+        (b"-" in encoded and _TINY_FLOAT_EXPONENT.search(encoded))
+        or _TINY_FLOAT_POSITIONAL.search(encoded)
+        or encoded.startswith(b"null")
+        or _NULL_VALUE.search(encoded)
+    )
 
 
 def encode_canonical_json(obj: object) -> bytes:

@@ -1,0 +1,1 @@
+"""Benchmark suite for synwsgi (see bench/README.md)."""

@@ -1,0 +1,41 @@
+"""Loading the things under test: peer apps and the synwsgi pieces.
+
+synwsgi is written concurrently with this suite, so every synwsgi import is
+allowed to fail: callers turn :class:`Unavailable` into an "unavailable" row.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, cast
+
+from bench.model import Unavailable
+from bench.peers import PEER_MODULES
+from bench.wsgi_call import WSGIApp
+
+SYNWSGI = "synwsgi"
+SYNWSGI_APP_SPEC = "wsgi:app"
+
+
+def import_attr(module: str, attr: str) -> Any:
+    """``module.attr``, or :class:`Unavailable` describing why not."""
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except Exception as exc:  # any import-time failure of code under test
+        raise Unavailable(f"{module}.{attr}: {type(exc).__name__}: {exc}") from exc
+
+
+def load_peer(name: str) -> WSGIApp:
+    return cast(WSGIApp, import_attr(f"bench.peers.{PEER_MODULES[name]}", "app"))
+
+
+def load_synwsgi_app() -> WSGIApp:
+    module, attr = SYNWSGI_APP_SPEC.split(":")
+    return cast(WSGIApp, import_attr(module, attr))
+
+
+def gunicorn_spec(name: str) -> str:
+    """The ``module:attr`` gunicorn should load for peer ``name`` or synwsgi."""
+    if name == SYNWSGI:
+        return SYNWSGI_APP_SPEC
+    return f"bench.peers.{PEER_MODULES[name]}:app"

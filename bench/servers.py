@@ -1,0 +1,192 @@
+"""Real gunicorn servers on loopback: start, probe, stop (by process group)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from bench.candidates import SYNWSGI, gunicorn_spec, load_synwsgi_app
+from bench.model import Row, Status, Unavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+HOST = "127.0.0.1"
+WORKERS = 2
+BOOT_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+PROBE_TARGET = "/_bench/ready"
+
+
+class ServerError(Exception):
+    """A server did not start or did not answer as expected."""
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def die_with_parent() -> None:
+    """``preexec_fn``: on Linux, SIGTERM this child when the bench process dies,
+    even by SIGKILL, so that no server outlives the suite."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def free_port() -> int:
+    """A currently free TCP port on the loopback interface."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def http_get(port: int, target: str, timeout: float = 5.0) -> tuple[int, bytes]:
+    """(status, body) of one GET to the loopback server on ``port``."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("GET", target)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def gunicorn_command(spec: str, worker_class: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--worker-class", worker_class,
+        "--workers", str(WORKERS),
+        "--bind", f"{HOST}:{port}",
+        "--no-control-socket",
+        "--chdir", str(ROOT),
+        "--log-level", "warning",
+        "--timeout", "120",
+        "--graceful-timeout", "3",
+        spec,
+    ]  # fmt: skip
+
+
+@dataclass
+class Server:
+    name: str
+    worker_class: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        return " | ".join(text[-lines:])
+
+    def wait_ready(self, timeout_s: float = BOOT_TIMEOUT_S) -> None:
+        """Block until the server answers any HTTP response."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerError(f"exited {self.process.returncode}: {self.log_tail()}")
+            try:
+                http_get(self.port, PROBE_TARGET, timeout=1.0)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise ServerError(f"no answer within {timeout_s:.0f}s: {self.log_tail()}")
+
+    def stop(self) -> None:
+        """SIGINT (gunicorn quick shutdown) to the process group, then SIGKILL
+        to whatever is left of the group (stray workers or a hung arbiter)."""
+        for sig in (signal.SIGINT, signal.SIGKILL):
+            _signal_group(self.process.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):  # group gone
+        os.killpg(pgid, sig)
+
+
+def start_gunicorn(name: str, worker_class: str, log_dir: Path) -> Server:
+    """Start gunicorn for ``name`` in its own session; caller must stop it."""
+    port = free_port()
+    log_path = log_dir / f"gunicorn-{name}-{worker_class}-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            gunicorn_command(gunicorn_spec(name), worker_class, port),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent,
+        )
+    return Server(name, worker_class, port, process, log_path)
+
+
+@dataclass
+class ServerPool:
+    """Servers of one worker class for several candidates.
+
+    A candidate that cannot be served is recorded in ``problems`` (status,
+    reason) instead. Every started server is stopped on exit.
+    """
+
+    worker_class: str
+    log_dir: Path
+    servers: dict[str, Server] = field(default_factory=dict)
+    problems: dict[str, tuple[Status, str]] = field(default_factory=dict)
+
+    def start(self, name: str, check_target: str, expected: bytes | None) -> None:
+        """Start ``name``; check ``check_target`` answers 200 (and ``expected``)."""
+        try:
+            if name == SYNWSGI:
+                load_synwsgi_app()  # cheap pre-check: is wsgi:app importable?
+        except Unavailable as exc:
+            self.problems[name] = ("unavailable", str(exc))
+            return
+        server = start_gunicorn(name, self.worker_class, self.log_dir)
+        self.servers[name] = server
+        try:
+            server.wait_ready()
+            _check_answer(server, check_target, expected)
+        except (ServerError, OSError) as exc:
+            self.problems[name] = ("error", f"{type(exc).__name__}: {exc}")
+            server.stop()
+            del self.servers[name]
+
+    def problem_rows(self) -> list[Row]:
+        return [Row(n, status=s, note=why) for n, (s, why) in self.problems.items()]
+
+    def stop_all(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+        self.servers.clear()
+
+    def __enter__(self) -> ServerPool:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop_all()
+
+
+def _check_answer(server: Server, target: str, expected: bytes | None) -> None:
+    status, body = http_get(server.port, target, timeout=30.0)
+    if status != 200:
+        raise ServerError(f"GET {target} answered {status}")
+    if expected is not None and body != expected:
+        raise ServerError(f"GET {target} body differs: {body[:60]!r}")
