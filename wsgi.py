@@ -150,7 +150,11 @@ class LargeServlet(RestServlet):
 
     def on_GET(self, request: SynapseRequest) -> tuple[int, Any]:
         count = _bounded(request, "items", 100, 1_000_000)
-        return 200, {"items": [demo_event(i) for i in range(count)]}
+        items: list[dict[str, Any]] = []
+        for start in range(0, count, 1000):
+            items.extend(demo_event(i) for i in range(start, min(count, start + 1000)))
+            synwsgi.cooperate()  # building 10^5 dicts would hold a gevent worker for a second
+        return 200, {"items": items}
 
 
 def demo_event(i: int) -> dict[str, Any]:
@@ -290,9 +294,8 @@ application = app = build_site()
 if __name__ == "__main__":
     import logging.config
 
-    from werkzeug.serving import run_simple
-
+    from synwsgi.devserver import run_dev_server
     from synwsgi.logcontext import logging_config
 
     logging.config.dictConfig(logging_config())
-    run_simple("127.0.0.1", 8008, app, threaded=True)
+    run_dev_server(app, "127.0.0.1", 8008)

@@ -9,6 +9,7 @@ from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_C
 from .cancellation import CancelledError as CancelledError
 from .cancellation import cancellable as cancellable
 from .cancellation import check_cancelled as check_cancelled
+from .cancellation import cooperate as cooperate
 from .cancellation import is_function_cancellable as is_function_cancellable
 from .cancellation import sleep as sleep
 from .config import ServerConfig as ServerConfig

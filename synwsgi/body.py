@@ -61,6 +61,9 @@ def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[b
 
 
 def split(data: bytes, max_size: int) -> Iterator[bytes]:
+    """`data` in pieces of at most `max_size` bytes (none for empty data)."""
+    if not data:
+        return
     if len(data) <= max_size:
         yield data
         return

@@ -74,7 +74,9 @@ class SynapseError(CodeMessageException):
         headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(code, msg, headers)
-        self.errcode = str(errcode)
+        # A plain str (a `Codes` member is a str subclass, which JSON encoders
+        # treat as an unknown type); str.__str__ avoids Enum's slow lookups.
+        self.errcode = str.__str__(errcode)
         self._additional_fields = dict(additional_fields or {})
 
     def error_dict(self, config: object | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
 from .config import DEFAULT_CONFIG, ServerConfig
+from .connection import client_socket
 from .headers import Header
 
 if TYPE_CHECKING:
@@ -124,6 +125,8 @@ class SynapseRequest(Request):
         self.response_code: int | None = None
         self.response_headers: list[Header] | None = None
         self.cancel_scope: CancelScope | None = None
+        #: the client's connection, when the server exposes it (see `connection`)
+        self.client_socket = client_socket(environ)
         #: who made the request (a user id), for the access log; set by auth code
         self.requester: str | None = None
         self.hooks: tuple[RequestHooks, ...] = ()

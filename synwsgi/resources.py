@@ -11,12 +11,12 @@ JSON API never answers with HTML and an HTML page never with JSON.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -29,7 +29,7 @@ from .cancellation import (
     run_cancellable,
 )
 from .config import ServerConfig
-from .connection import client_gone, client_socket, served_by_gevent
+from .connection import client_gone, is_gevent_socket
 from .errors import UnrecognizedRequestError
 from .jsonenc import encode_json, is_large, iter_encode_canonical_json
 from .responses import (
@@ -92,26 +92,28 @@ def run_coroutine(coro: Any) -> Any:
 def invoke_handler(request: SynapseRequest, callback: ServletCallback, *args: Any, **kwargs: Any) -> Any:
     """Call a handler (sync or async), under cancellation if it is `@cancellable`."""
 
-    def call() -> Any:
-        result = callback(request, *args, **kwargs)
-        return run_coroutine(result) if inspect.iscoroutine(result) else result
-
     for hook in request.hooks:
         hook.handler_started(request)
-    sock = client_socket(request.environ)
+    sock = request.client_socket
     if is_function_cancellable(callback):
+
+        def call() -> Any:
+            result = callback(request, *args, **kwargs)
+            return run_coroutine(result) if isinstance(result, CoroutineType) else result
+
         request.cancel_scope = CancelScope()
         return run_cancellable(call, sock, request.config.cancellation_poll_interval, request.cancel_scope)
-    if sock is None:
-        return call()
-    started = time.monotonic()
-    result = call()
+    started = time.monotonic() if sock is not None else 0.0
+    result = callback(request, *args, **kwargs)
+    if isinstance(result, CoroutineType):
+        result = run_coroutine(result)
     # Uncancellable handlers run to the end; a client that left meanwhile is
     # noted (the access log shows "200!"). Only worth a syscall for slow handlers.
-    slow = time.monotonic() - started > request.config.cancellation_poll_interval
-    if sock is not None and slow and client_gone(sock):
-        request.cancel_scope = scope = CancelScope()
-        scope.disconnected = True
+    if sock is not None:
+        slow = time.monotonic() - started > request.config.cancellation_poll_interval
+        if slow and client_gone(sock):
+            request.cancel_scope = scope = CancelScope()
+            scope.disconnected = True
     return result
 
 
@@ -198,7 +200,8 @@ class DirectServeJsonResource(_DirectServeResource):
     def _json_response(self, request: SynapseRequest, code: int, obj: Any) -> Response:
         config = request.config
         request.response_code = code
-        if served_by_gevent(request.environ) and is_large(obj, config.large_json_items):
+        sock = request.client_socket
+        if sock is not None and is_gevent_socket(sock) and is_large(obj, config.large_json_items):
             # Encoding a big body in one go would freeze every other greenlet.
             pieces = (
                 iter_encode_canonical_json(obj, config.max_chunk_size)
@@ -239,9 +242,10 @@ class JsonResource(DirectServeJsonResource):
         request.servlet_name = "unrecognised_request_handler"
         try:
             route, kwargs = self.router.match(request.method, request.raw_path)
-        except UnrecognizedRequestError as exc:
-            allow = (exc.headers or {}).get("Allow")
-            raise _unrecognized(request, allow.split(", ") if allow else []) from None
+        except UnrecognizedRequestError:
+            if request.config.legacy_unrecognized_400:
+                raise UnrecognizedRequestError(code=HTTPStatus.BAD_REQUEST) from None
+            raise
         callback, request.servlet_name = route.endpoint
         request.route = route.pattern
         return callback, kwargs

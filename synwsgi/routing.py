@@ -128,6 +128,7 @@ class _MethodTable:
 
     static: dict[str, Route] = field(default_factory=dict)
     by_prefix: dict[str, list[Route]] = field(default_factory=dict)
+    shortest_prefix: int = 0
     longest_prefix: int = 0
 
     def add(self, route: Route, is_static: bool) -> None:
@@ -136,15 +137,18 @@ class _MethodTable:
         else:
             bucket = route.literal_prefix[: route.literal_prefix.rfind("/") + 1]
             self.by_prefix.setdefault(bucket, []).append(route)
-            self.longest_prefix = max(self.longest_prefix, len(bucket))
+            lengths = [len(key) for key in self.by_prefix]
+            self.shortest_prefix, self.longest_prefix = min(lengths), max(lengths)
 
     def match(self, path: str) -> tuple[Route, re.Match[str] | None] | None:
         best = self.static.get(path)
         best_match: re.Match[str] | None = None
         by_prefix = self.by_prefix
         longest = self.longest_prefix
-        end = 0
-        while end <= longest:
+        # Bucket keys are "" or end in "/": try the path's prefixes that do,
+        # from the shortest key's length on.
+        end = 0 if self.shortest_prefix == 0 else path.find("/", self.shortest_prefix - 1) + 1
+        while end <= longest and (end or not self.shortest_prefix):
             bucket = by_prefix.get(path[:end])
             if bucket is not None:
                 for route in bucket:

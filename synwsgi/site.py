@@ -148,34 +148,33 @@ class Site:
         if request.response_headers:
             response.headers = merge_headers(response.headers, request.response_headers)
         body = response.body
-        source: object = None
-        hub_yield = None
         if request.method == "HEAD":
             close_body(body)
-            pieces: Iterator[bytes] = iter(())
-        elif isinstance(body, bytes):
-            pieces = (
-                iter((body,))
-                if len(body) <= self.config.max_chunk_size
-                else split(body, self.config.max_chunk_size)
-            )
-        else:
+            body = b""
+        source: object = None
+        hub_yield = None
+        pieces: Iterator[bytes] | None = None
+        if not isinstance(body, bytes):
             primed = self._prime(request, body)
             if isinstance(primed, Response):
-                response = primed
-                pieces = iter((primed.body,))  # type: ignore[arg-type]
+                response, body = primed, primed.body
             else:
                 pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
-        request.response_code = response.status
+        status = request.response_code = response.status
         request.processing_end = time.perf_counter()
         for hook in self.hooks:
             hook.response_started(request, response)
         # A 413 leaves (part of) the body unread: end the connection after it.
-        close_connection = response.status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        close_connection = status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        start_response(status_line(status), response.headers)
+        if pieces is None:
+            assert isinstance(body, bytes)
+            if not self.hooks and not close_connection and len(body) <= self.config.max_chunk_size:
+                return [body]  # nothing to do when it closes: the common case, kept cheap
+            pieces = split(body, self.config.max_chunk_size)
         on_close = None
         if self.hooks or close_connection:
             on_close = functools.partial(self._request_finished, request, close_connection)
-        start_response(status_line(response.status), response.headers)
         return ResponseBody(pieces, source, on_close, context, hub_yield)
 
     def _prime(self, request: SynapseRequest, body: Iterable[bytes]) -> Iterator[bytes] | Response:

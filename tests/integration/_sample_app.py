@@ -106,17 +106,11 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     head = method == "HEAD"
 
     if method not in ("GET", "HEAD"):
-        start_response(
-            "405 Method Not Allowed", [("Content-Length", "0"), ("Allow", "GET, HEAD")]
-        )
+        start_response("405 Method Not Allowed", [("Content-Length", "0"), ("Allow", "GET, HEAD")])
         return []
 
-    def fixed(
-        status: str, body: bytes, content_type: str = "text/plain"
-    ) -> list[bytes]:
-        start_response(
-            status, [("Content-Type", content_type), ("Content-Length", str(len(body)))]
-        )
+    def fixed(status: str, body: bytes, content_type: str = "text/plain") -> list[bytes]:
+        start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [] if head else [body]
 
     if path == "/":
@@ -137,9 +131,7 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         return [] if head else _stream(n)
     if path == "/broken":
         start_response("200 OK", [("Content-Type", "text/plain")])
-        return (
-            [] if head else _broken(query.get("token", "-"), query.get("bare") == "1")
-        )
+        return [] if head else _broken(query.get("token", "-"), query.get("bare") == "1")
     if path in ("/long", "/long-closable"):
         token = query.get("token", "-")
         chunk = int(query.get("chunk", str(64 * 1024)))

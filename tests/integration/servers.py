@@ -9,7 +9,7 @@ whole process group (each server runs in its own session) after a bound.
 Also provides small raw-socket HTTP helpers (``raw_request``,
 ``open_connection``, ``read_response``), an ``http.client`` wrapper
 (``http_get``/``http_request``) and ``/proc`` readers (``worker_rss_kib``,
-``open_fds``, ``child_pids``).
+``thread_count``, ``open_fds``, ``child_pids``).
 
 Only the standard library is used (``psutil`` is not required).
 """
@@ -56,6 +56,7 @@ __all__ = [
     "pid_alive",
     "raw_request",
     "read_response",
+    "thread_count",
     "worker_rss_kib",
 ]
 
@@ -157,6 +158,14 @@ def worker_rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise ValueError(f"no VmRSS for pid {pid} (kernel thread or zombie?)")
+
+
+def thread_count(pid: int) -> int:
+    """Number of threads of ``pid`` (``Threads`` from /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Threads:"):
+            return int(line.split()[1])
+    raise ValueError(f"no Threads line for pid {pid}")
 
 
 def open_fds(pid: int) -> dict[int, str]:
@@ -293,19 +302,13 @@ class Server:
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
 
-    def wait_for_log(
-        self, pattern: str | re.Pattern[str], *, timeout: float = 5.0, since: int = 0
-    ) -> str:
+    def wait_for_log(self, pattern: str | re.Pattern[str], *, timeout: float = 5.0, since: int = 0) -> str:
         """Wait until a log line matches ``pattern`` (substring or regex).
 
         Returns the first matching line; raises AssertionError with the log
         tail on timeout.
         """
-        regex = (
-            pattern
-            if isinstance(pattern, re.Pattern)
-            else re.compile(re.escape(pattern))
-        )
+        regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
         deadline = time.monotonic() + timeout
         while True:
             for line in self.log(since).splitlines():
@@ -342,9 +345,7 @@ def _probe_http(host: str, port: int, path: str) -> bool:
         conn.close()
 
 
-def _wait_ready(
-    server: Server, ready_path: str, deadline: float, min_workers: int
-) -> None:
+def _wait_ready(server: Server, ready_path: str, deadline: float, min_workers: int) -> None:
     last_error = "no attempt"
     while time.monotonic() < deadline:
         if not server.running():
@@ -408,9 +409,7 @@ def _launch(
                 start_new_session=True,
             )
         _LIVE[proc.pid] = proc
-        server = Server(
-            kind=kind, host=host, port=port, process=proc, log_path=log_path, argv=argv
-        )
+        server = Server(kind=kind, host=host, port=port, process=proc, log_path=log_path, argv=argv)
         try:
             _wait_ready(server, ready_path, time.monotonic() + timeout, min_workers)
         except ServerStartError:
@@ -524,13 +523,13 @@ def gunicorn_server(
 
 _DEV_BOOTSTRAP = """\
 import importlib, sys
-from werkzeug.serving import run_simple
+from synwsgi.devserver import run_dev_server
 target, host, port, threaded = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 module_name, _, attr = target.partition(":")
 app = importlib.import_module(module_name)
 for part in (attr or "application").split("."):
     app = getattr(app, part)
-run_simple(host, port, app, threaded=threaded, use_reloader=False, use_debugger=False)
+run_dev_server(app, host, port, threaded=threaded, use_reloader=False, use_debugger=False)
 """
 
 
@@ -545,7 +544,7 @@ def dev_server(
     cwd: str | os.PathLike[str] = PROJECT_ROOT,
     host: str = HOST,
 ) -> Iterator[Server]:
-    """Run ``werkzeug.serving.run_simple`` for ``module:attr`` in a subprocess.
+    """Run Werkzeug's dev server (``synwsgi.devserver``) for ``module:attr`` in a subprocess.
 
     No reloader, no debugger. Same interface as :func:`gunicorn_server`.
     """
@@ -652,7 +651,7 @@ def _readline(fp: io.BufferedReader, limit: int = 65537) -> bytes:
 
 
 def read_response(
-    sock: socket.socket,
+    sock: socket.socket | io.BufferedIOBase,
     *,
     head: bool = False,
     max_body: int | None = None,
@@ -664,8 +663,13 @@ def read_response(
     bodies. ``head=True`` for responses to HEAD (no body). Interim 1xx
     responses are skipped. Stops early (``complete=False``) after
     ``max_body`` body bytes, on EOF or on the socket's timeout.
+
+    ``sock`` may also be a reader from ``sock.makefile("rb")``: pass the same
+    reader for several responses on one connection (keep-alive, pipelining),
+    since a fresh reader per response may lose bytes buffered by the last.
     """
-    fp = sock.makefile("rb")
+    own = isinstance(sock, socket.socket)
+    fp = sock.makefile("rb") if isinstance(sock, socket.socket) else sock
     try:
         while True:
             status_line = _readline(fp).decode("latin-1").rstrip("\r\n")
@@ -722,9 +726,7 @@ def read_response(
                     if not data:
                         break
                     body += data
-                return RawResponse(
-                    status, headers, bytes(body), len(body) == length, reason
-                )
+                return RawResponse(status, headers, bytes(body), len(body) == length, reason)
             while not over_limit():
                 data = fp.read1(65536)
                 if not data:
@@ -734,7 +736,8 @@ def read_response(
         except (EOFError, TimeoutError, ConnectionResetError):
             return RawResponse(status, headers, bytes(body), False, reason)
     finally:
-        fp.close()
+        if own:
+            fp.close()
 
 
 def http_request(

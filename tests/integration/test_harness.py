@@ -145,16 +145,12 @@ def _broken_request(server: Server, bare: bool) -> tuple[bytes, float, str]:
     token = _token()
     mark = server.log_mark()
     start = time.monotonic()
-    data = raw_request(
-        server, _get(f"/broken?token={token}&bare={int(bare)}"), timeout=5
-    )
+    data = raw_request(server, _get(f"/broken?token={token}&bare={int(bare)}"), timeout=5)
     elapsed = time.monotonic() - start
     server.wait_for_log(f"SAMPLE-BROKEN-FINALLY token={token}", since=mark)
     if server.is_gunicorn:
         # gunicorn's handler logs after the app's finally; wait for its verdict.
-        verdict = re.compile(
-            rf"{EPIPE_DEBUG.pattern}|Socket error processing", re.IGNORECASE
-        )
+        verdict = re.compile(rf"{EPIPE_DEBUG.pattern}|Socket error processing", re.IGNORECASE)
         server.wait_for_log(verdict, since=mark)
     else:
         time.sleep(0.3)  # werkzeug would log an error right after the finally
@@ -233,9 +229,7 @@ KINDS = ("sync", "gthread", "gevent", "werkzeug")
 def _start(kind: str) -> AbstractContextManager[Server]:
     if kind == "werkzeug":
         return dev_server(SAMPLE_APP)
-    return gunicorn_server(
-        SAMPLE_APP, kind, workers=2, log_level="debug", graceful_timeout=1
-    )
+    return gunicorn_server(SAMPLE_APP, kind, workers=2, log_level="debug", graceful_timeout=1)
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -281,9 +275,7 @@ def test_start_failure_reports_log_and_cleans_up() -> None:
 def cwd_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     workdir = tmp_path_factory.mktemp("cwdconf")
     config = workdir / "gunicorn.conf.py"
-    config.write_text(
-        "def when_ready(server):\n    print('CWD-CONFIG-LOADED', flush=True)\n"
-    )
+    config.write_text("def when_ready(server):\n    print('CWD-CONFIG-LOADED', flush=True)\n")
     yield str(workdir), str(config)
 
 
@@ -293,9 +285,7 @@ def test_gunicorn_config_only_when_asked(cwd_config: tuple[str, str]) -> None:
     with gunicorn_server(SAMPLE_APP, "sync", cwd=workdir, env=env) as server:
         assert http_get(server, "/")[0] == 200
         assert "CWD-CONFIG-LOADED" not in server.log()
-    with gunicorn_server(
-        SAMPLE_APP, "sync", cwd=workdir, env=env, config=config
-    ) as server:
+    with gunicorn_server(SAMPLE_APP, "sync", cwd=workdir, env=env, config=config) as server:
         server.wait_for_log("CWD-CONFIG-LOADED")
 
 

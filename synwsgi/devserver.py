@@ -1,0 +1,31 @@
+"""Werkzeug's development server, with one HTTP fix, for `python wsgi.py`.
+
+Werkzeug's handler speaks HTTP/1.1 to every client, so a streamed body goes
+out chunked even to an HTTP/1.0 client, which cannot read chunked encoding.
+Answering an HTTP/1.0 request in HTTP/1.0 makes such a body close-delimited,
+as gunicorn does. (The dev server closes every connection anyway.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.serving import WSGIRequestHandler, run_simple
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+
+class DevRequestHandler(WSGIRequestHandler):
+    """`WSGIRequestHandler` answering in the client's HTTP version (1.0 or 1.1)."""
+
+    def run_wsgi(self) -> None:
+        if self.request_version == "HTTP/1.0":
+            self.protocol_version = "HTTP/1.0"
+        super().run_wsgi()
+
+
+def run_dev_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8008, **options: Any) -> None:
+    """`werkzeug.serving.run_simple`, threaded, with `DevRequestHandler`."""
+    options.setdefault("threaded", True)
+    run_simple(host, port, app, request_handler=DevRequestHandler, **options)
