@@ -12,15 +12,17 @@ import itertools
 import resource
 import time
 from collections.abc import Iterable
+from http import HTTPStatus
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
-from werkzeug.datastructures import EnvironHeaders, Headers
+from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import client_socket
+from .errors import Codes, SynapseError
 from .headers import Header
 
 if TYPE_CHECKING:
@@ -93,14 +95,33 @@ def _latin1_to_text(value: str) -> str:
 class SynapseRequest(Request):
     """One HTTP request, plus the state Synapse keeps on its request object.
 
-    Attributes:
-        raw_path: the percent-encoded path routing matches against.
-        request_id: `GET-17`; tags every log record of this request.
-        servlet_name: the name metrics and logs use for the handler.
-        response: what `respond_with_*` produced, if a handler used them.
-        response_code: the status sent, for logs and metrics.
-        cancel_scope: the disconnect/cancellation state while a handler runs.
+    Attributes set per request are assigned in `__init__`; the rest start as
+    the class-level defaults below, which costs nothing until one is changed.
     """
+
+    shallow = False  # Werkzeug's: reading the body is allowed
+    #: the name metrics and logs use for the handler
+    servlet_name = "unknown"
+    #: the mount prefix that led here (the raw path below it is `postpath`)
+    prepath = ""
+    #: what `respond_with_*` produced, if a handler used them
+    response: Response | None = None
+    #: the status sent, for logs and metrics
+    response_code: int | None = None
+    #: headers a handler set on the request (`setHeader`, `set_cors_headers`)
+    response_headers: list[Header] | None = None
+    #: the disconnect/cancellation state while a cancellable handler runs
+    cancel_scope: CancelScope | None = None
+    #: who made the request (a user id), for the access log; set by auth code
+    requester: str | None = None
+    #: the observability hooks of the site, and their per-request state
+    hooks: tuple[RequestHooks, ...] = ()
+    metrics_in_flight = False
+    span: object | None = None
+    processing_end: float | None = None
+    _start_cpu: tuple[float, float] | None = None
+    #: the pattern of the servlet that matched
+    route: str | None = None
 
     def __init__(
         self,
@@ -111,32 +132,16 @@ class SynapseRequest(Request):
     ) -> None:
         # Werkzeug's __init__ is skipped on purpose: see the module docstring.
         self.environ = environ
-        self.shallow = False
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        self.raw_path = raw_path if raw_path is not None else raw_path_from_environ(environ)
+        #: the percent-encoded path routing matches against
+        self.raw_path = self.postpath = raw_path if raw_path is not None else raw_path_from_environ(environ)
+        #: `GET-17`; tags every log record of this request
         self.request_id = request_id or next_request_id(self.method)
         self.config = config
         self.max_content_length = config.max_request_body_size
-        self.servlet_name = "unknown"
-        # The mount prefix that led here, and the raw path below it.
-        self.prepath = ""
-        self.postpath = self.raw_path
-        self.response: Response | None = None
-        self.response_code: int | None = None
-        self.response_headers: list[Header] | None = None
-        self.cancel_scope: CancelScope | None = None
         #: the client's connection, when the server exposes it (see `connection`)
         self.client_socket = client_socket(environ)
-        #: who made the request (a user id), for the access log; set by auth code
-        self.requester: str | None = None
-        self.hooks: tuple[RequestHooks, ...] = ()
-        self.metrics_in_flight = False
-        #: the pattern of the servlet that matched, and the tracing span, if any
-        self.route: str | None = None
-        self.span: object | None = None
         self.start_time = time.perf_counter()
-        self.processing_end: float | None = None
-        self._start_cpu: tuple[float, float] | None = None
 
     def start_cpu_accounting(self) -> None:
         self._start_cpu = _cpu_times()
@@ -190,6 +195,22 @@ class SynapseRequest(Request):
     @cached_property
     def remote_addr(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
+
+    @cached_property
+    def args(self) -> MultiDict[str, str]:
+        """The query parameters; not valid UTF-8 (raw or %-encoded) is a 400.
+
+        Werkzeug would raise UnicodeDecodeError on raw bytes (a 500) and
+        re-quote bad %-sequences; Synapse refuses both.
+        """
+        try:
+            text = self.query_string.decode("utf-8")
+            pairs = parse_qsl(text, keep_blank_values=True, encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise SynapseError(
+                HTTPStatus.BAD_REQUEST, "Query string is not valid UTF-8", Codes.INVALID_PARAM
+            ) from None
+        return MultiDict(pairs)
 
     # -- Synapse's request API -----------------------------------------------
 

@@ -119,8 +119,11 @@ def json_bytes_response(
     code: int, json_bytes: bytes, *, send_cors: bool = True, config: ServerConfig = DEFAULT_CONFIG
 ) -> Response:
     """A JSON response from bytes already encoded."""
-    headers = json_headers(send_cors, config)
-    headers.append(("Content-Length", str(len(json_bytes))))
+    if send_cors and config.send_cors and not config.experimental_cors_msc3886:
+        headers = [*_JSON_CORS_HEADERS, ("Content-Length", str(len(json_bytes)))]  # the usual case
+    else:
+        headers = json_headers(send_cors, config)
+        headers.append(("Content-Length", str(len(json_bytes))))
     return Response(code, headers, json_bytes)
 
 

@@ -14,6 +14,7 @@ Patterns are Werkzeug rule strings (`/rooms/<room_id>/state`) or compiled
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,14 @@ def unquote_strict(value: str, name: str = "path") -> str:
     """Percent-decode `value` (raw path text) as strict UTF-8."""
     if "%" not in value and value.isascii():
         return value
+    # The same room ids and event types come back request after request.
+    decoded = _decode_cached(value) if len(value) <= 256 else _decode(value)
+    if decoded is None:
+        raise InvalidPathParameter(name)
+    return decoded
+
+
+def _decode(value: str) -> str | None:
     try:
         raw = value.encode("latin-1")  # servers hand over raw bytes as latin-1 text
     except UnicodeEncodeError:
@@ -49,7 +58,10 @@ def unquote_strict(value: str, name: str = "path") -> str:
     try:
         return unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise InvalidPathParameter(name) from None
+        return None
+
+
+_decode_cached = functools.lru_cache(maxsize=4096)(_decode)
 
 
 class RawUnicodeConverter(UnicodeConverter):

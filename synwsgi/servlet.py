@@ -133,8 +133,6 @@ def parse_string(
     value = _query_value(request, name, required, "")
     if value is None:
         return default
-    if "\ufffd" in value:
-        raise _invalid(f"Query parameter {name!r} is not valid UTF-8")
     if allowed_values is not None:
         allowed = list(allowed_values)
         if value not in allowed:

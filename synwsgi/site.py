@@ -106,7 +106,8 @@ class Site:
         return self._send(request, response, start_response, context)
 
     def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
-        self._check_body_size(request)
+        if request.environ.get("CONTENT_LENGTH"):
+            self._check_body_size(request)
         path = request.raw_path
         if request.method == "OPTIONS":
             for prefix, resource in self._options_mounts:
