@@ -59,8 +59,12 @@ class Site:
     ) -> None:
         self.config = config or DEFAULT_CONFIG
         mounts = {_normalise_prefix(prefix): resource for prefix, resource in resources.items()}
-        self._mounts = mounts
-        self._mount_depth = max((prefix.count("/") for prefix in mounts), default=0)
+        # By first path segment ("/_matrix"), longest prefix first; "" is the root.
+        self._mounts: dict[str, list[tuple[str, Resource]]] = {}
+        for prefix, resource in sorted(mounts.items(), key=lambda item: -len(item[0])):
+            first = prefix[: prefix.find("/", 1)] if prefix.find("/", 1) > 0 else prefix
+            self._mounts.setdefault(first, []).append((prefix, resource))
+        self._root = mounts.get("")
         # Shortest first: the outermost OptionsResource answers OPTIONS below it.
         self._options_mounts = sorted(
             ((p, r) for p, r in mounts.items() if r.answers_options), key=lambda item: len(item[0])
@@ -113,18 +117,23 @@ class Site:
             for prefix, resource in self._options_mounts:
                 if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                     return resource.render(request)
-        # The longest mounted prefix, on segment boundaries: try "/a/b", "/a", "".
-        parts = path.split("/", self._mount_depth + 1)
-        for depth in range(min(len(parts), self._mount_depth + 1), 0, -1):
-            prefix = "/".join(parts[:depth])
-            mounted = self._mounts.get(prefix)
-            if mounted is not None:
-                request.prepath = prefix
-                request.postpath = path[len(prefix) :]
-                if mounted.isLeaf or request.postpath in ("", "/"):
-                    return mounted.render(request)
-                break
+        prefix, mounted = self._resolve(path)
+        if mounted is None:
+            return Resource().render(request)
+        if prefix:
+            request.prepath = prefix
+            request.postpath = path[len(prefix) :]
+        if mounted.isLeaf or request.postpath in ("", "/"):
+            return mounted.render(request)
         return Resource().render(request)
+
+    def _resolve(self, path: str) -> tuple[str, Resource | None]:
+        """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
+        end = path.find("/", 1)
+        for prefix, resource in self._mounts.get(path[:end] if end > 0 else path, ()):
+            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                return prefix, resource
+        return "", self._root
 
     def _check_body_size(self, request: SynapseRequest) -> None:
         declared = request.environ.get("CONTENT_LENGTH")
