@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextvars
 import errno
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 
 logger = logging.getLogger(__name__)
@@ -74,7 +75,20 @@ def split(data: bytes, max_size: int) -> Iterator[bytes]:
 class ResponseBody:
     """The WSGI iterable: counts what it hands over, knows if it finished."""
 
-    __slots__ = ("_closed", "_context", "_on_close", "_pieces", "_source", "_yield", "bytes_sent", "finished")
+    __slots__ = (
+        "_closed",
+        "_context",
+        "_last_yield",
+        "_on_close",
+        "_pieces",
+        "_source",
+        "_yield",
+        "bytes_sent",
+        "finished",
+    )
+
+    #: under gevent, let other greenlets run once producing the body has taken this long
+    HUB_YIELD_INTERVAL = 0.002
 
     def __init__(
         self,
@@ -89,6 +103,7 @@ class ResponseBody:
         self._on_close = on_close
         self._context = context
         self._yield = hub_yield
+        self._last_yield = time.perf_counter()
         self.bytes_sent = 0
         self.finished = False
         self._closed = False
@@ -97,8 +112,15 @@ class ResponseBody:
         return self
 
     def __next__(self) -> bytes:
-        if self._yield is not None and self.bytes_sent:
-            self._yield()
+        if self._yield is not None:
+            # Yielding after every piece would cost a loop iteration each (a
+            # quarter of a fast stream's throughput); sending already yields
+            # whenever the socket is full. What needs a break is a producer
+            # that computes, such as a big JSON encode.
+            now = time.perf_counter()
+            if now - self._last_yield >= self.HUB_YIELD_INTERVAL:
+                self._yield()
+                self._last_yield = time.perf_counter()
         piece = self._pull() if self._context is None else self._context.run(self._pull)
         self.bytes_sent += len(piece)
         return piece
