@@ -171,19 +171,21 @@ class Site:
             else:
                 pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
         status = request.response_code = response.status
-        request.processing_end = time.perf_counter()
-        for hook in self.hooks:
-            hook.response_started(request, response)
+        hooks = self.hooks
+        if hooks:
+            request.processing_end = time.perf_counter()
+            for hook in hooks:
+                hook.response_started(request, response)
         # A 413 leaves (part of) the body unread: end the connection after it.
-        close_connection = status == HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+        close_connection = status == _TOO_LARGE
         start_response(status_line(status), response.headers)
         if pieces is None:
             assert isinstance(body, bytes)
-            if not self.hooks and not close_connection and len(body) <= self.config.max_chunk_size:
+            if not hooks and not close_connection and len(body) <= self.config.max_chunk_size:
                 return [body]  # nothing to do when it closes: the common case, kept cheap
             pieces = split(body, self.config.max_chunk_size)
         on_close = None
-        if self.hooks or close_connection:
+        if hooks or close_connection:
             on_close = functools.partial(self._request_finished, request, close_connection)
         return ResponseBody(pieces, source, on_close, context, hub_yield)
 
@@ -222,6 +224,9 @@ class Site:
                 logger.exception("request hook %r failed", hook)
         if close_connection:
             end_connection(request.environ)
+
+
+_TOO_LARGE = int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
 
 
 def _no_write(data: bytes) -> object:
