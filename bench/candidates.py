@@ -14,7 +14,10 @@ from bench.peers import PEER_MODULES
 from bench.wsgi_call import WSGIApp
 
 SYNWSGI = "synwsgi"
-SYNWSGI_APP_SPEC = "wsgi:app"
+SYNWSGI_APP_SPEC = "bench.peers.synwsgi_app:app"
+#: the same app with the access log, metrics and tracing hooks (in-process rows only)
+SYNWSGI_OBSERVED = "synwsgi+observability"
+SYNWSGI_OBSERVED_SPEC = "bench.peers.synwsgi_app:app_observed"
 
 
 def import_attr(module: str, attr: str) -> Any:
@@ -29,8 +32,8 @@ def load_peer(name: str) -> WSGIApp:
     return cast(WSGIApp, import_attr(f"bench.peers.{PEER_MODULES[name]}", "app"))
 
 
-def load_synwsgi_app() -> WSGIApp:
-    module, attr = SYNWSGI_APP_SPEC.split(":")
+def load_synwsgi_app(spec: str = SYNWSGI_APP_SPEC) -> WSGIApp:
+    module, attr = spec.split(":")
     return cast(WSGIApp, import_attr(module, attr))
 
 

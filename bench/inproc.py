@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from bench.candidates import SYNWSGI, load_peer, load_synwsgi_app
+from bench.candidates import SYNWSGI, SYNWSGI_OBSERVED, SYNWSGI_OBSERVED_SPEC, load_peer, load_synwsgi_app
 from bench.model import Group, Target
 from bench.peers import PEER_MODULES
 from bench.peers.common import JSON_HEADERS, NOT_FOUND_BODY, state_body
@@ -21,7 +21,7 @@ from bench.wsgi_call import (
 
 BASELINE = "raw"
 HARNESS = "harness (null app)"
-NAMES: tuple[str, ...] = (*PEER_MODULES, SYNWSGI, HARNESS)
+NAMES: tuple[str, ...] = (*PEER_MODULES, SYNWSGI, SYNWSGI_OBSERVED, HARNESS)
 
 ROOM_ID = "!abcDEF123:example.org"
 EVENT_TYPE = "m.room.power_levels"
@@ -75,6 +75,8 @@ def _load(name: str) -> WSGIApp:
         return null_app
     if name == SYNWSGI:
         return load_synwsgi_app()
+    if name == SYNWSGI_OBSERVED:
+        return load_synwsgi_app(SYNWSGI_OBSERVED_SPEC)
     return load_peer(name)
 
 
