@@ -64,13 +64,25 @@ def _may_differ(encoded: bytes) -> bool:
     )
 
 
+_NO_FLOATS = frozenset((str, int, bool, type(None)))
+
+
+def _flat_without_floats(obj: object) -> bool:
+    """A dict of plain scalars other than floats: nothing in it can differ.
+
+    The usual small response (an error, an id, a few strings) is one of
+    these, and this is cheaper than scanning its encoding.
+    """
+    return type(obj) is dict and _NO_FLOATS.issuperset(map(type, obj.values()))
+
+
 def encode_canonical_json(obj: object) -> bytes:
     """Encode `obj` exactly as `canonicaljson.encode_canonical_json` does."""
     try:
         encoded = orjson.dumps(obj, default=_reject, option=_CANONICAL_OPTS)
     except TypeError:
         return canonicaljson.encode_canonical_json(obj)
-    if _may_differ(encoded):
+    if not _flat_without_floats(obj) and _may_differ(encoded):
         return canonicaljson.encode_canonical_json(obj)
     return encoded
 
