@@ -6,6 +6,9 @@ with them without building anything per request.
 
 from __future__ import annotations
 
+import re
+from urllib.parse import quote
+
 from .config import ServerConfig
 
 Header = tuple[str, str]
@@ -41,6 +44,33 @@ CLICKJACKING_HEADERS: tuple[Header, ...] = (
 JSON_CONTENT_TYPE: Header = ("Content-Type", "application/json")
 HTML_CONTENT_TYPE: Header = ("Content-Type", "text/html; charset=utf-8")
 NO_CACHE: Header = ("Cache-Control", "no-cache, no-store, must-revalidate")
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_UNSAFE_IN_VALUE = re.compile(r"[^\t\x20-\x7e]+")
+# RFC 3986's reserved and unreserved characters, and "%" for escapes already made.
+_URI_SAFE = "!#$%&'()*+,-./:;=?@[]~_"
+
+
+def safe_header(name: str, value: str) -> Header:
+    """A header whose value, even if it came from input, cannot split the header block.
+
+    Anything but visible ASCII and tabs (CR, LF, NUL, DEL, NEL, U+2028, any
+    non-ASCII) is percent-encoded as UTF-8. The name must be an HTTP token.
+    """
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    if not (value.isascii() and value.isprintable()):
+        value = _UNSAFE_IN_VALUE.sub(lambda m: quote(m.group(), safe=""), value)
+    return name, value
+
+
+def safe_location(url: str | bytes) -> str:
+    """`url` as a URI fit for `Location`: every character outside RFC 3986's
+    sets (controls, spaces, non-ASCII) percent-encoded, so a redirect target
+    built from input can neither split the header block nor fail to encode."""
+    text = url.decode("utf-8", "replace") if isinstance(url, bytes) else url
+    return quote(text, safe=_URI_SAFE)
 
 
 def cors_headers(config: ServerConfig) -> tuple[Header, ...]:

@@ -37,6 +37,15 @@ if TYPE_CHECKING:
 _TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+_KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
+
+
+def _method_label(method: str) -> str:
+    """The method as a label value: any method is allowed on the wire, so the
+    odd ones share one value rather than each making new series."""
+    return method if method in _KNOWN_METHODS else "OTHER"
+
+
 class ServerMetrics(RequestHooks):
     """Counts requests and responses, time, CPU and bytes by servlet, method and tag."""
 
@@ -85,11 +94,12 @@ class ServerMetrics(RequestHooks):
 
     def handler_started(self, request: SynapseRequest) -> None:
         request.metrics_in_flight = True
-        self._child(self.requests_received, request.method, request.servlet_name).inc()
-        self._child(self.in_flight, request.method, request.servlet_name).inc()
+        method = _method_label(request.method)
+        self._child(self.requests_received, method, request.servlet_name).inc()
+        self._child(self.in_flight, method, request.servlet_name).inc()
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
-        method, servlet, tag = request.method, request.servlet_name, self.tag
+        method, servlet, tag = _method_label(request.method), request.servlet_name, self.tag
         if request.metrics_in_flight:
             self._child(self.in_flight, method, servlet).dec()
         else:

@@ -23,7 +23,7 @@ from werkzeug.wrappers import Request
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import client_socket
 from .errors import Codes, SynapseError
-from .headers import Header
+from .headers import Header, safe_header
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -219,9 +219,10 @@ class SynapseRequest(Request):
         self.add_response_headers(((name, value),))
 
     def add_response_headers(self, headers: Iterable[Header]) -> None:
+        """Add headers to whatever response goes out (values made header-safe)."""
         if self.response_headers is None:
             self.response_headers = []
-        self.response_headers.extend(headers)
+        self.response_headers.extend(safe_header(name, value) for name, value in headers)
 
     def setResponseCode(self, code: int) -> None:
         self.response_code = code

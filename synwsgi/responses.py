@@ -15,7 +15,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.urls import iri_to_uri
 
 from . import headers as h
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED, CancelledError
@@ -169,25 +168,22 @@ def html_response(code: int, html_body: str | bytes) -> Response:
     return Response(code, [*_HTML_HEADERS, ("Content-Length", str(len(body)))], body)
 
 
-def safe_location(url: str | bytes) -> str:
-    """`url` as a header-safe URI: non-ASCII and control characters (CR/LF
-    included) are percent-encoded, so a target built from input cannot split
-    the header block."""
-    text = url.decode("utf-8", "replace") if isinstance(url, bytes) else url
-    return iri_to_uri(text)
-
-
 def redirect_response(
     url: str | bytes,
     status_code: int = HTTPStatus.FOUND,
     cors: bool = False,
     config: ServerConfig = DEFAULT_CONFIG,
 ) -> Response:
-    """A redirect with an empty body."""
-    headers = [("Location", safe_location(url)), ("Content-Length", "0")]
+    """A redirect, with a one-link HTML page for clients that do not follow it."""
+    location = h.safe_location(url)
+    body = _REDIRECT_PAGE.format(url=html.escape(location)).encode("ascii")
+    headers = [("Location", location), *_HTML_HEADERS, ("Content-Length", str(len(body)))]
     if cors:
         headers.extend(h.cors_headers(config))
-    return Response(status_code, headers)
+    return Response(status_code, headers, body)
+
+
+_REDIRECT_PAGE = '<!DOCTYPE html>\n<html lang=en><body><a href="{url}">{url}</a></body></html>\n'
 
 
 # -- errors --------------------------------------------------------------------------
@@ -272,7 +268,7 @@ def return_html_error(
             response = redirect_response(exc.location, code)
             for cookie in exc.cookies:
                 value = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
-                response.headers.append(("Set-Cookie", value.replace("\r", "").replace("\n", "")))
+                response.headers.append(h.safe_header("Set-Cookie", value))
             return response
         if isinstance(exc, SynapseError):
             logger.info("%r SynapseError: %s - %s", request, code, msg)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -31,9 +32,16 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: Deeper request bodies are refused: whatever a handler echoes back must stay
+#: within what the encoders can nest (orjson stops at 255 levels).
+MAX_JSON_DEPTH = 128
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
 # Strict JSON: no NaN/Infinity, no numbers that overflow to infinity; integers
 # stay exact (orjson would turn big ones into floats).
 _json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+_surrogate_probe = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
 def read_body(request: SynapseRequest) -> bytes:
@@ -61,9 +69,32 @@ def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: boo
     if not content and allow_empty_body:
         return None
     try:
-        return _json_decoder.decode(content.decode("utf-8"))
-    except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        value = _json_decoder.decode(content.decode("utf-8"))
+        if _SURROGATE_ESCAPE.search(content):
+            # "\ud800" alone decodes to a str no UTF-8 (or canonical JSON) can hold.
+            _surrogate_probe.encode(value).encode("utf-8")
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError/EncodeError
         raise SynapseError(HTTPStatus.BAD_REQUEST, "Content not JSON.", Codes.NOT_JSON) from None
+    # Nesting is bounded by the number of brackets: only bodies with many are walked.
+    if content.count(b"[") + content.count(b"{") > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise SynapseError(
+            HTTPStatus.BAD_REQUEST, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", Codes.BAD_JSON
+        )
+    return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
 
 
 def parse_json_object_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> dict[str, Any]:

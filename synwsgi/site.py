@@ -139,7 +139,7 @@ class Site:
         declared = request.environ.get("CONTENT_LENGTH")
         if not declared:
             return
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
         if int(declared) > self.config.max_request_body_size:
             raise RequestTooLargeError(self.config.max_request_body_size)
