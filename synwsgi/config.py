@@ -28,6 +28,10 @@ class ServerConfig:
         site_tag: the name of this listener in logs and metrics.
         cancellation_poll_interval: how often (seconds) a disconnect watcher
             looks at the client's socket while a `@cancellable` handler runs.
+        body_read_timeout, body_min_rate: a request body must arrive within
+            `body_read_timeout` seconds plus its size at `body_min_rate`
+            bytes/s, else 408 (a slow-upload client cannot hold a cooperative
+            worker's connection forever).
     """
 
     send_cors: bool = True
@@ -41,6 +45,8 @@ class ServerConfig:
     behind_proxy: bool = False
     site_tag: str = "synwsgi"
     cancellation_poll_interval: float = 0.05
+    body_read_timeout: float = 10.0
+    body_min_rate: float = 64 * 1024
 
 
 DEFAULT_CONFIG = ServerConfig()

@@ -63,7 +63,7 @@ def client_gone(sock: socket.socket) -> bool | None:
 def end_connection(environ: dict[str, Any]) -> None:
     """Half-close the client connection once the response has been written.
 
-    Used after refusing a request body unread (413): the client sees the
+    Used after giving up on a request body (408, 413): the client sees the
     response end, and the server stops waiting for (and discarding) a body
     that may be gigabytes long. PEP 3333 forbids sending `Connection: close`.
     """

@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
+from .connection import is_gevent_socket
 from .errors import Codes, RequestTooLargeError, SynapseError
 
 if TYPE_CHECKING:
@@ -50,17 +51,55 @@ def read_body(request: SynapseRequest) -> bytes:
     A declared Content-Length over the limit was refused before any of the
     body was read. A body of unknown length (chunked) is read up to the limit;
     Werkzeug then stops without saying whether more was coming, so one more
-    byte is asked of the server's stream.
+    byte is asked of the server's stream. A client that sends its body too
+    slowly gets a 408 (see `ServerConfig.body_read_timeout`).
     """
+    cached: bytes | None = getattr(request, "_cached_data", None)
+    if cached is not None:
+        return cached
     limit = request.config.max_request_body_size
     try:
-        data = request.get_data(cache=True)
+        data = _read_within_deadline(request)
     except RequestEntityTooLarge:
         raise RequestTooLargeError(limit) from None
+    except ClientDisconnected as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            raise SynapseError(
+                HTTPStatus.REQUEST_TIMEOUT, "Timed out reading the request body", Codes.UNKNOWN
+            ) from None
+        raise
     unknown_length = not request.environ.get("CONTENT_LENGTH")
     if unknown_length and len(data) >= limit and request.environ["wsgi.input"].read(1):
         raise RequestTooLargeError(limit)
+    request._cached_data = data  # what Werkzeug's get_data(cache=True) returns from now on
     return data
+
+
+def _read_within_deadline(request: SynapseRequest) -> bytes:
+    """Read the body within `body_read_timeout` s + its size at `body_min_rate` B/s.
+
+    A socket timeout bounds each wait for data (a stalled client); under
+    gevent a `gevent.Timeout` bounds the whole read too, since the server's
+    body reader keeps waiting for a client that drips a byte at a time.
+    Threads get the first only.
+    """
+    sock = request.client_socket
+    if sock is None:
+        return request.get_data()
+    config = request.config
+    expected = request.content_length or config.max_request_body_size
+    deadline = config.body_read_timeout + expected / config.body_min_rate
+    previous_timeout = sock.gettimeout()
+    sock.settimeout(deadline)
+    try:
+        if not is_gevent_socket(sock):
+            return request.get_data()
+        import gevent
+
+        with gevent.Timeout(deadline, TimeoutError):
+            return request.get_data()
+    finally:
+        sock.settimeout(previous_timeout)
 
 
 def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> Any:

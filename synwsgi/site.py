@@ -176,8 +176,8 @@ class Site:
             request.processing_end = time.perf_counter()
             for hook in hooks:
                 hook.response_started(request, response)
-        # A 413 leaves (part of) the body unread: end the connection after it.
-        close_connection = status == _TOO_LARGE
+        # A 408 or 413 leaves (part of) the body unread: end the connection after it.
+        close_connection = status in _BODY_LEFT_UNREAD
         start_response(status_line(status), response.headers)
         if pieces is None:
             assert isinstance(body, bytes)
@@ -226,7 +226,7 @@ class Site:
             end_connection(request.environ)
 
 
-_TOO_LARGE = int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+_BODY_LEFT_UNREAD = frozenset((int(HTTPStatus.REQUEST_TIMEOUT), int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)))
 
 
 def _no_write(data: bytes) -> object:
