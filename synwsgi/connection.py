@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
-from collections.abc import Callable
 from typing import Any
 
 
@@ -23,26 +22,6 @@ def client_socket(environ: dict[str, Any]) -> socket.socket | None:
 
 def is_gevent_socket(sock: socket.socket) -> bool:
     return type(sock).__module__.startswith("gevent")
-
-
-def served_by_gevent(environ: dict[str, Any]) -> bool:
-    """Whether a gevent worker serves this request (its socket is gevent's)."""
-    sock = client_socket(environ)
-    return sock is not None and is_gevent_socket(sock)
-
-
-def hub_yielder(environ: dict[str, Any]) -> Callable[[], None] | None:
-    """`gevent.idle` when a gevent worker serves this request, else None.
-
-    `idle` waits until the hub has run every other ready greenlet; `sleep(0)`
-    would let callbacks queued meanwhile wait for the next loop iteration.
-    """
-    if not served_by_gevent(environ):
-        return None
-    import gevent
-
-    idle: Callable[[], None] = gevent.idle
-    return idle
 
 
 def client_gone(sock: socket.socket) -> bool | None:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from . import headers as h
+from .body import cooperative
 from .cancellation import (
     CancelledError,
     CancelScope,
@@ -208,7 +209,7 @@ class DirectServeJsonResource(_DirectServeResource):
                 if self.canonical_json
                 else iter((encode_json(obj),))
             )
-            return json_stream_response(code, pieces, config=config)
+            return json_stream_response(code, cooperative(pieces), config=config)
         return json_response(code, obj, canonical_json=self.canonical_json, config=config)
 
     def _send_error_response(self, request: SynapseRequest, exc: BaseException) -> WSGIApplication:

@@ -30,7 +30,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from .body import ResponseBody, rechunk, split
 from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
-from .connection import end_connection, hub_yielder
+from .connection import end_connection
 from .errors import Codes, RequestTooLargeError, SynapseError
 from .hooks import RequestHooks
 from .request import SynapseRequest, current_request_var, next_request_id, raw_path_from_environ
@@ -162,14 +162,13 @@ class Site:
             close_body(body)
             body = b""
         source: object = None
-        hub_yield = None
         pieces: Iterator[bytes] | None = None
         if not isinstance(body, bytes):
             primed = self._prime(request, body)
             if isinstance(primed, Response):
                 response, body = primed, primed.body
             else:
-                pieces, source, hub_yield = primed, body, hub_yielder(request.environ)
+                pieces, source = primed, body
         status = request.response_code = response.status
         hooks = self.hooks
         if hooks:
@@ -187,7 +186,7 @@ class Site:
         on_close = None
         if hooks or close_connection:
             on_close = functools.partial(self._request_finished, request, close_connection)
-        return ResponseBody(pieces, source, on_close, context, hub_yield)
+        return ResponseBody(pieces, source, on_close, context)
 
     def _prime(self, request: SynapseRequest, body: Iterable[bytes]) -> Iterator[bytes] | Response:
         """Pull the first piece of a streamed body while an error can still be sent.
