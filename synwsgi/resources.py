@@ -11,6 +11,7 @@ JSON API never answers with HTML and an HTML page never with JSON.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -32,7 +33,7 @@ from .cancellation import (
 from .config import ServerConfig
 from .connection import client_gone, is_gevent_socket
 from .errors import UnrecognizedRequestError
-from .jsonenc import encode_json, is_large, iter_encode_canonical_json
+from .jsonenc import is_large, iter_encode_canonical_json
 from .responses import (
     HTML_ERROR_TEMPLATE,
     Response,
@@ -90,24 +91,22 @@ def run_coroutine(coro: Any) -> Any:
     raise RuntimeError("async handlers may only await coroutines: a WSGI worker has no event loop")
 
 
-def invoke_handler(request: SynapseRequest, callback: ServletCallback, *args: Any, **kwargs: Any) -> Any:
-    """Call a handler (sync or async), under cancellation if it is `@cancellable`."""
+def _call(callback: ServletCallback, request: SynapseRequest, kwargs: dict[str, Any]) -> Any:
+    result = callback(request, **kwargs)
+    return run_coroutine(result) if isinstance(result, CoroutineType) else result
 
+
+def invoke_handler(request: SynapseRequest, callback: ServletCallback, **kwargs: Any) -> Any:
+    """Call a handler (sync or async), under cancellation if it is `@cancellable`."""
     for hook in request.hooks:
         hook.handler_started(request)
     sock = request.client_socket
     if is_function_cancellable(callback):
-
-        def call() -> Any:
-            result = callback(request, *args, **kwargs)
-            return run_coroutine(result) if isinstance(result, CoroutineType) else result
-
-        request.cancel_scope = CancelScope()
-        return run_cancellable(call, sock, request.config.cancellation_poll_interval, request.cancel_scope)
+        request.cancel_scope = scope = CancelScope()
+        call = functools.partial(_call, callback, request, kwargs)
+        return run_cancellable(call, sock, request.config.cancellation_poll_interval, scope)
     started = time.monotonic() if sock is not None else 0.0
-    result = callback(request, *args, **kwargs)
-    if isinstance(result, CoroutineType):
-        result = run_coroutine(result)
+    result = _call(callback, request, kwargs)
     # Uncancellable handlers run to the end; a client that left meanwhile is
     # noted (the access log shows "200!"). Only worth a syscall for slow handlers.
     if sock is not None:
@@ -204,11 +203,9 @@ class DirectServeJsonResource(_DirectServeResource):
         sock = request.client_socket
         if sock is not None and is_gevent_socket(sock) and is_large(obj, config.large_json_items):
             # Encoding a big body in one go would freeze every other greenlet.
-            pieces = (
-                iter_encode_canonical_json(obj, config.max_chunk_size)
-                if self.canonical_json
-                else iter((encode_json(obj),))
-            )
+            # Only the canonical encoder works in pieces (sorted keys are valid
+            # compact JSON too).
+            pieces = iter_encode_canonical_json(obj, config.max_chunk_size)
             return json_stream_response(code, cooperative(pieces), config=config)
         return json_response(code, obj, canonical_json=self.canonical_json, config=config)
 
