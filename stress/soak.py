@@ -10,7 +10,8 @@ Measured after a warm-up (baseline) and at ten checkpoints: worker RSS, open
 file descriptors, OS threads, live greenlets (after a `gc.collect()` in the
 worker). Passes when there is no error (wrong status, wrong body, broken
 connection), the same worker served throughout, RSS grew < 5 % from the
-baseline, and fds/greenlets/threads did not grow.
+baseline (10 % in the short run, where one allocator step is ~2 %), and
+fds/greenlets/threads did not grow.
 
     python -m stress.soak                      # 1 000 000 requests per worker class
     python -m stress.soak --short              # 20 000 (CI)
@@ -139,14 +140,20 @@ def run_batch(running: Server, clients: list[Client], count: int, offset: int, t
         thread.join()
 
 
-def soak(kind: str, total: int, concurrency: int, verdict: Verdict) -> None:
+def soak(kind: str, total: int, concurrency: int, verdict: Verdict, max_rss_growth: float = 5.0) -> None:
     say(f"== {kind}: {total} requests, {concurrency} keep-alive clients")
     with server(kind, threads=8) as running:
         pid = worker_pid(running)
         clients = [Client(running.host, running.port) for _ in range(concurrency)]
         tally = Tally()
         warmup = max(2000, total // 20)
-        run_batch(running, clients, warmup, 0, tally)
+        # First with more connections than the gthread pool has threads, so that
+        # every thread exists before the baseline (a pool grows on demand).
+        crowd = [Client(running.host, running.port) for _ in range(12)]
+        run_batch(running, crowd, 1200, 0, tally)
+        for client in crowd:
+            client.close()
+        run_batch(running, clients, warmup - 1200, 1200, tally)
         baseline = introspect(running)
         say(f"  baseline after {warmup} requests: {json.dumps(baseline)}")
         checkpoints: list[dict[str, Any]] = []
@@ -193,7 +200,9 @@ def soak(kind: str, total: int, concurrency: int, verdict: Verdict) -> None:
         say(f"  error sample: {sample}")
     verdict.check(tally.errors == 0, f"{kind}: {tally.errors} errors in {tally.done} requests")
     verdict.check(still_pid == [pid], f"{kind}: the same worker served throughout ({pid} -> {still_pid})")
-    verdict.check(rss_growth < 5.0, f"{kind}: worker RSS growth {rss_growth:.2f} % < 5 %")
+    verdict.check(
+        rss_growth < max_rss_growth, f"{kind}: worker RSS growth {rss_growth:.2f} % < {max_rss_growth:g} %"
+    )
     verdict.check(final["fds"] <= baseline["fds"] + 2, f"{kind}: fds {baseline['fds']} -> {final['fds']}")
     verdict.check(
         final["threads"] <= baseline["threads"] + 1,
@@ -215,11 +224,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="20 000 requests per worker class (CI)")
     parser.add_argument("--workers", default="gevent,gthread", help="comma-separated worker classes")
     parser.add_argument("--concurrency", type=int, default=4, help="keep-alive client connections")
+    parser.add_argument(
+        "--max-rss-growth",
+        type=float,
+        default=None,
+        help="allowed RSS growth in %% (5; 10 with --short, where one allocator step is ~2 %%)",
+    )
     args = parser.parse_args(argv)
     total = 20_000 if args.short else args.requests
+    max_rss_growth = args.max_rss_growth or (10.0 if args.short else 5.0)
     verdict = Verdict("soak")
     for kind in args.workers.split(","):
-        soak(kind.strip(), total, args.concurrency, verdict)
+        soak(kind.strip(), total, args.concurrency, verdict, max_rss_growth)
     return verdict.finish()
 
 
