@@ -1,9 +1,10 @@
 """The response body handed to the WSGI server, in place of Twisted's producer.
 
 `ResponseBody` pulls pieces from the handler's body lazily (the server writes
-each one before asking for the next, which is the backpressure), coalesces
-tiny pieces and splits big ones, yields to the gevent hub between pieces, and
-runs its close callbacks exactly once. A failure after the first byte is
+each one before asking for the next, which is the backpressure), in the
+request's context, and runs its close callbacks exactly once; `rechunk`
+coalesces tiny pieces and splits big ones; `cooperative` lets other greenlets
+run while a costly body (big JSON) is produced. A failure after the first byte is
 logged once and turned into `ResponseAborted`, a `BrokenPipeError`: every
 server then drops the connection without the final chunk (so the client sees
 a truncated body, not a clean-looking one) and without logging it again.
