@@ -1,9 +1,11 @@
-"""Werkzeug's development server, with one HTTP fix, for `python wsgi.py`.
+"""Werkzeug's development server, with two fixes, for `python wsgi.py`.
 
 Werkzeug's handler speaks HTTP/1.1 to every client, so a streamed body goes
 out chunked even to an HTTP/1.0 client, which cannot read chunked encoding.
 Answering an HTTP/1.0 request in HTTP/1.0 makes such a body close-delimited,
-as gunicorn does. (The dev server closes every connection anyway.)
+as gunicorn does. (The dev server closes every connection anyway.) And its
+own access line, which would print `access_token` values, is left to
+synwsgi's access log.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ class DevRequestHandler(WSGIRequestHandler):
         if self.request_version == "HTTP/1.0":
             self.protocol_version = "HTTP/1.0"
         super().run_wsgi()
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        """Silent: `synwsgi.accesslog` writes the access line, with secrets redacted."""
 
 
 def run_dev_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8008, **options: Any) -> None:

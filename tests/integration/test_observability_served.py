@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .servers import PROJECT_ROOT, Server, gunicorn_server, http_get
+from .servers import PROJECT_ROOT, Server, dev_server, gunicorn_server, http_get
 
 CONFIG = Path(PROJECT_ROOT) / "gunicorn.conf.py"
 RECEIVED = re.compile(
@@ -94,3 +94,13 @@ def test_concurrent_requests_get_distinct_ids(worker: str) -> None:
         found = {m.group(2): m.group(1) for m in ACCESS_ID.finditer(lines) if "/_demo/slow" in m.group(2)}
         assert set(found) == set(paths), lines[-2000:]
         assert len(set(found.values())) == len(paths), found
+
+
+def test_dev_server_logs_no_secret() -> None:
+    with dev_server("tests.integration._logged_app:app") as server:
+        mark = server.log_mark()
+        status, _, _ = http_get(server, "/_matrix/client/versions?access_token=hunter2&client_secret=s3")
+        assert status == 200
+        line = server.wait_for_log(re.compile(r"Processed request: .*versions"), since=mark, timeout=10)
+        assert "access_token=<redacted>" in line and "client_secret=<redacted>" in line
+        assert "hunter2" not in server.log() and "s3\n" not in server.log()
