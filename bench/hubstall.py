@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ from canonicaljson import encode_canonical_json
 from bench.jsonbench import events_of_size
 from bench.model import Failure, Group, Row, Target, guarded, row_from_runs
 from bench.servers import HOST, ROOT, Server, ServerError, die_with_parent, free_port, gunicorn_command
+from bench.streaming import TransferError, fetch_discard
 from bench.timing import rotate_rounds
 
 APP_MODULE = "bench.peers.synwsgi_app"
@@ -47,9 +47,6 @@ TOTAL_LIMIT_RATIO = 2.0
 BUDGET_S = 90.0  # no new round after this (a round takes about a second)
 SETTLE_S = 0.02  # let the ticker get going before the fetch
 SOCKET_TIMEOUT_S = 30.0
-TRANSFER_DEADLINE_S = 60.0
-RECV_BUFFER = 1 << 20
-HEADER_END = b"\r\n\r\n"
 
 
 def stall_row(run: str) -> str:
@@ -70,10 +67,6 @@ ROW_ORDER = (
     cpu_row(INCREMENTAL), cpu_row(ONESHOT), cpu_row(IDLE),
     total_row(INCREMENTAL), total_row(ONESHOT),
 )  # fmt: skip
-
-
-class TransferError(Exception):
-    """A response was not what the bench expects."""
 
 
 @dataclass(frozen=True)
@@ -147,35 +140,6 @@ def fetch_checked(port: int, target: str) -> tuple[http.client.HTTPResponse, byt
         return response, response.read()
     finally:
         conn.close()
-
-
-def fetch_discard(port: int, target: str) -> int:
-    """GET ``target`` with ``Connection: close`` on a plain socket; count and
-    discard everything after the headers; return that count."""
-    request = f"GET {target} HTTP/1.1\r\nHost: {HOST}:{port}\r\nConnection: close\r\n\r\n"
-    deadline = time.monotonic() + TRANSFER_DEADLINE_S
-    with socket.create_connection((HOST, port), timeout=SOCKET_TIMEOUT_S) as sock:
-        sock.sendall(request.encode("ascii"))
-        head = b""
-        while HEADER_END not in head:
-            data = sock.recv(65536)
-            if not data:
-                raise TransferError("connection closed inside headers")
-            head += data
-        headers, _, rest = head.partition(HEADER_END)
-        status = headers.split(b"\r\n", 1)[0]
-        if b" 200 " not in status + b" ":
-            raise TransferError(f"status line {status!r}")
-        received = len(rest)
-        buffer = bytearray(RECV_BUFFER)
-        while (count := sock.recv_into(buffer)) > 0:
-            received += count
-            if time.monotonic() > deadline:
-                raise TransferError(f"transfer exceeded {TRANSFER_DEADLINE_S:.0f}s")
-    return received
-
-
-# -- measurement -----------------------------------------------------------
 
 
 def check_variant(name: str, port: int, target: str, reference: bytes) -> str:
