@@ -591,7 +591,10 @@ def test_set_header_from_input_never_splits_headers(apps_client: Client, value: 
     ],
 )
 def test_redirect_exception_cookies_never_split_headers(apps_client: Client, cookie: str) -> None:
-    response = apps_client.get("/_t/cookie-redirect", query_string={"cookie": cookie, "to": "/next"})
+    # Werkzeug 3.1.9's test client cannot parse some of these (safe) cookies
+    # back into its jar: keep the jar out of it and look at the headers.
+    client = Client(apps_client.application, use_cookies=False)
+    response = client.get("/_t/cookie-redirect", query_string={"cookie": cookie, "to": "/next"})
     check_invariants(response, "GET", html_ok=True)
     assert response.status_code == 302, response.data
     _assert_no_injection(list(response.headers.to_wsgi_list()))

@@ -78,10 +78,13 @@ def test_cancellable_request_cancelled_on_disconnect(any_server: Server, measure
     latency = _cancel_one(any_server)
     measure("close -> cancelled", latency * 1000, "ms")
     assert latency < CANCEL_BOUND_S, f"cancelled {latency * 1000:.0f} ms after the client closed"
-    # The request is logged as 499 (nginx's "client closed request").
-    any_server.wait_for_log(
-        re.compile(r'"GET /_demo/slow\?seconds=10 HTTP/1\.[01]" 499 '), since=mark, timeout=3
-    )
+    # gunicorn's own access log shows 499 (nginx's "client closed request").
+    # The dev server has no access line of its own (synwsgi.devserver leaves
+    # it to synwsgi's, whose 499 test_access_log.py checks on every server).
+    if any_server.kind != "werkzeug":
+        any_server.wait_for_log(
+            re.compile(r'"GET /_demo/slow\?seconds=10 HTTP/1\.[01]" 499 '), since=mark, timeout=3
+        )
     # ... quietly: no traceback, no ERROR.
     time.sleep(0.2)
     log = any_server.log(since=mark)
