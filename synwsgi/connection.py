@@ -39,15 +39,12 @@ def client_gone(sock: socket.socket) -> bool | None:
         return True
 
 
-def end_connection(environ: dict[str, Any]) -> None:
+def end_connection(sock: socket.socket) -> None:
     """Half-close the client connection once the response has been written.
 
     Used after giving up on a request body (408, 413): the client sees the
     response end, and the server stops waiting for (and discarding) a body
     that may be gigabytes long. PEP 3333 forbids sending `Connection: close`.
     """
-    sock = client_socket(environ)
-    if sock is None:
-        return
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)

@@ -105,24 +105,25 @@ _JSON_CORS_HEADERS = [*_JSON_HEADERS, *h.CORS_HEADERS]
 _JSON_CORS_MSC3886_HEADERS = [*_JSON_HEADERS, *h.CORS_HEADERS_MSC3886]
 
 
+def _json_header_set(send_cors: bool, config: ServerConfig) -> list[h.Header]:
+    """The shared (never to be mutated) headers every JSON response carries."""
+    if not (send_cors and config.send_cors):
+        return _JSON_HEADERS
+    if config.experimental_cors_msc3886:
+        return _JSON_CORS_MSC3886_HEADERS
+    return _JSON_CORS_HEADERS
+
+
 def json_headers(send_cors: bool, config: ServerConfig = DEFAULT_CONFIG) -> list[h.Header]:
     """A fresh list of the headers every JSON response carries (no Content-Length)."""
-    if not (send_cors and config.send_cors):
-        return list(_JSON_HEADERS)
-    if config.experimental_cors_msc3886:
-        return list(_JSON_CORS_MSC3886_HEADERS)
-    return list(_JSON_CORS_HEADERS)
+    return list(_json_header_set(send_cors, config))
 
 
 def json_bytes_response(
     code: int, json_bytes: bytes, *, send_cors: bool = True, config: ServerConfig = DEFAULT_CONFIG
 ) -> Response:
     """A JSON response from bytes already encoded."""
-    if send_cors and config.send_cors and not config.experimental_cors_msc3886:
-        headers = [*_JSON_CORS_HEADERS, ("Content-Length", str(len(json_bytes)))]  # the usual case
-    else:
-        headers = json_headers(send_cors, config)
-        headers.append(("Content-Length", str(len(json_bytes))))
+    headers = [*_json_header_set(send_cors, config), ("Content-Length", str(len(json_bytes)))]
     return Response(code, headers, json_bytes)
 
 

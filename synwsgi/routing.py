@@ -159,8 +159,12 @@ class _MethodTable:
         longest = self.longest_prefix
         # Bucket keys are "" or end in "/": try the path's prefixes that do,
         # from the shortest key's length on.
-        end = 0 if self.shortest_prefix == 0 else path.find("/", self.shortest_prefix - 1) + 1
-        while end <= longest and (end or not self.shortest_prefix):
+        if self.shortest_prefix:
+            end = path.find("/", self.shortest_prefix - 1) + 1
+            scan = end > 0  # else the path is shorter than every bucket key
+        else:
+            end, scan = 0, True
+        while scan and end <= longest:
             bucket = by_prefix.get(path[:end])
             if bucket is not None:
                 for route in bucket:

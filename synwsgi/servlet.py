@@ -6,6 +6,7 @@ request always gets a 400 (or 413) that says what was wrong.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -89,14 +90,15 @@ def _read_within_deadline(request: SynapseRequest) -> bytes:
     config = request.config
     expected = request.content_length or config.max_request_body_size
     deadline = config.body_read_timeout + expected / config.body_min_rate
+    whole_read: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if is_gevent_socket(sock):
+        import gevent
+
+        whole_read = gevent.Timeout(deadline, TimeoutError)
     previous_timeout = sock.gettimeout()
     sock.settimeout(deadline)
     try:
-        if not is_gevent_socket(sock):
-            return request.get_data()
-        import gevent
-
-        with gevent.Timeout(deadline, TimeoutError):
+        with whole_read:
             return request.get_data()
     finally:
         sock.settimeout(previous_timeout)

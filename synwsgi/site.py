@@ -62,8 +62,8 @@ class Site:
         # By first path segment ("/_matrix"), longest prefix first; "" is the root.
         self._mounts: dict[str, list[tuple[str, Resource]]] = {}
         for prefix, resource in sorted(mounts.items(), key=lambda item: -len(item[0])):
-            first = prefix[: prefix.find("/", 1)] if prefix.find("/", 1) > 0 else prefix
-            self._mounts.setdefault(first, []).append((prefix, resource))
+            if prefix:
+                self._mounts.setdefault(_first_segment(prefix), []).append((prefix, resource))
         self._root = mounts.get("")
         # Shortest first: the outermost OptionsResource answers OPTIONS below it.
         self._options_mounts = sorted(
@@ -110,35 +110,30 @@ class Site:
         return self._send(request, response, start_response, context)
 
     def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
-        if request.environ.get("CONTENT_LENGTH"):
-            self._check_body_size(request)
+        declared_length = request.environ.get("CONTENT_LENGTH")
+        if declared_length:
+            self._check_body_size(declared_length)
         path = request.raw_path
         if request.method == "OPTIONS":
             for prefix, resource in self._options_mounts:
-                if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                if _is_under(path, prefix):
                     return resource.render(request)
         prefix, mounted = self._resolve(path)
-        if mounted is None:
-            return Resource().render(request)
         if prefix:
             request.prepath = prefix
             request.postpath = path[len(prefix) :]
-        if mounted.isLeaf or request.postpath in ("", "/"):
+        if mounted is not None and (mounted.isLeaf or request.postpath in ("", "/")):
             return mounted.render(request)
-        return Resource().render(request)
+        return _UNRECOGNIZED.render(request)
 
     def _resolve(self, path: str) -> tuple[str, Resource | None]:
         """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
-        end = path.find("/", 1)
-        for prefix, resource in self._mounts.get(path[:end] if end > 0 else path, ()):
-            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+        for prefix, resource in self._mounts.get(_first_segment(path), ()):
+            if _is_under(path, prefix):
                 return prefix, resource
         return "", self._root
 
-    def _check_body_size(self, request: SynapseRequest) -> None:
-        declared = request.environ.get("CONTENT_LENGTH")
-        if not declared:
-            return
+    def _check_body_size(self, declared: str) -> None:
         if not (declared.isascii() and declared.isdigit()):
             raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
         if int(declared) > self.config.max_request_body_size:
@@ -221,9 +216,23 @@ class Site:
                 hook.request_finished(request, body)
             except Exception:  # one hook must not stop the others
                 logger.exception("request hook %r failed", hook)
-        if close_connection:
-            end_connection(request.environ)
+        if close_connection and request.client_socket is not None:
+            end_connection(request.client_socket)
 
+
+def _first_segment(path: str) -> str:
+    """`/_matrix` of `/_matrix/client/...`: the key mounts are indexed by."""
+    end = path.find("/", 1)
+    return path[:end] if end > 0 else path
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    """Whether `prefix` is `path` or one of its leading segments."""
+    return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
+
+
+# What answers a path under no mounted resource: the JSON 404.
+_UNRECOGNIZED = Resource()
 
 _BODY_LEFT_UNREAD = frozenset((int(HTTPStatus.REQUEST_TIMEOUT), int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)))
 
