@@ -93,14 +93,15 @@ class ServerMetrics(RequestHooks):
         return child
 
     def handler_started(self, request: SynapseRequest) -> None:
-        request.metrics_in_flight = True
+        assert request.hook_state is not None
+        request.hook_state[self] = True  # in flight: request_finished decrements
         method = _method_label(request.method)
         self._child(self.requests_received, method, request.servlet_name).inc()
         self._child(self.in_flight, method, request.servlet_name).inc()
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
         method, servlet, tag = _method_label(request.method), request.servlet_name, self.tag
-        if request.metrics_in_flight:
+        if request.hook_state is not None and request.hook_state.pop(self, False):
             self._child(self.in_flight, method, servlet).dec()
         else:
             self._child(self.requests_received, method, servlet).inc()

@@ -13,7 +13,7 @@ import resource
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
@@ -114,10 +114,11 @@ class SynapseRequest(Request):
     cancel_scope: CancelScope | None = None
     #: who made the request (a user id), for the access log; set by auth code
     requester: str | None = None
-    #: the observability hooks of the site, and their per-request state
+    #: the observability hooks of the site
     hooks: tuple[RequestHooks, ...] = ()
-    metrics_in_flight = False
-    span: object | None = None
+    #: each hook's per-request state, keyed by the hook (a slot of its own,
+    #: so no hook needs a field here); a fresh dict when the site has hooks
+    hook_state: dict[object, Any] | None = None
     processing_end: float | None = None
     _start_cpu: tuple[float, float] | None = None
     #: the pattern of the servlet that matched

@@ -100,6 +100,7 @@ class Site:
         current_request_var.set(request)
         if self.hooks:
             request.hooks = self.hooks
+            request.hook_state = {}
             request.start_cpu_accounting()
             for hook in self.hooks:
                 hook.request_started(request)

@@ -45,12 +45,13 @@ class Tracing(RequestHooks):
             kind=trace.SpanKind.SERVER,
             attributes={"http.request.method": request.method, "synwsgi.request_id": request.request_id},
         )
-        request.span = span
+        assert request.hook_state is not None
+        request.hook_state[self] = span
         # The request runs in a context of its own, so attaching needs no detach.
         self._context.attach(trace.set_span_in_context(span))
 
     def response_started(self, request: SynapseRequest, response: Response) -> None:
-        span: Any = request.span
+        span: Any = request.hook_state.get(self) if request.hook_state is not None else None
         if span is None:
             return
         span.update_name(request.servlet_name)
@@ -62,7 +63,7 @@ class Tracing(RequestHooks):
             response.headers.append((TRACE_ID_HEADER, format(span_context.trace_id, "032x")))
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
-        span: Any = request.span
+        span: Any = request.hook_state.get(self) if request.hook_state is not None else None
         if span is None:
             return
         code = request.response_code or 0
