@@ -235,7 +235,7 @@ HELLO_TEMPLATE = jinja2.Environment(autoescape=True).from_string(
 
 class HelloResource(DirectServeHtmlResource):
     def on_GET(self, request: SynapseRequest) -> str:
-        return HELLO_TEMPLATE.render(name=request.args.get("name", "world"))
+        return HELLO_TEMPLATE.render(name=request.query_args.get("name", "world"))
 
 
 class HtmlErrorResource(DirectServeHtmlResource):

@@ -1,7 +1,24 @@
 """synwsgi: Matrix Synapse's HTTP layer (`synapse.http.server`) as a WSGI toolkit.
 
-Layers, each importing only those before it:
-errors -> headers/jsonenc -> responses/body -> routing -> resources/static -> site.
+The life of a request (`Site.wsgi_app`, one `try` around all of it):
+
+1. `site.Site` gives it a fresh context and builds a `request.SynapseRequest`
+   (lazy; Synapse's spellings from `compat`), then tells the `hooks`;
+2. `site.Site.resolve` picks the mounted resource for the raw path (`paths`);
+   the resource (`resources`, `static`, `metrics`) finds the handler
+   (`routing` for a `JsonResource`): 404/405/413 are decided there;
+3. `runtime.run_handler` runs it, cancellable or not, gevent or threads;
+4. `results.to_response` turns what it returned into a `responses.Response`;
+5. `errormap` renders any failure of 2-4 as JSON or HTML;
+6. `policy` adds the CORS/CORP/framing/cache headers for the response's kind;
+7. the body goes out as a `body.ResponseBody`, whose `close()` ends the request.
+
+Modules import only those listed before them (type-only imports included;
+tests/test_architecture.py checks it):
+errors, config, headers, jsonenc, cancellation, connection, body, devserver
+-> paths, policy, runtime -> compat, responses, routing -> request
+-> errormap, hooks, logcontext, resources, results, servlet
+-> accesslog, metrics, static, tracing, site.
 """
 
 from .body import ResponseAborted as ResponseAborted
@@ -9,10 +26,10 @@ from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_C
 from .cancellation import CancelledError as CancelledError
 from .cancellation import cancellable as cancellable
 from .cancellation import check_cancelled as check_cancelled
-from .cancellation import cooperate as cooperate
 from .cancellation import is_function_cancellable as is_function_cancellable
 from .cancellation import sleep as sleep
 from .config import ServerConfig as ServerConfig
+from .errormap import is_synapse_error as is_synapse_error
 from .errors import AuthError as AuthError
 from .errors import CodeMessageException as CodeMessageException
 from .errors import Codes as Codes
@@ -25,10 +42,13 @@ from .errors import RequestTooLargeError as RequestTooLargeError
 from .errors import SynapseError as SynapseError
 from .errors import UnrecognizedRequestError as UnrecognizedRequestError
 from .jsonenc import encode_canonical_json as encode_canonical_json
+from .policy import Kind as Kind
 from .request import SynapseRequest as SynapseRequest
 from .request import current_request as current_request
+from .request import read_body as read_body
 from .resources import DirectServeHtmlResource as DirectServeHtmlResource
 from .resources import DirectServeJsonResource as DirectServeJsonResource
+from .resources import HttpServer as HttpServer
 from .resources import JsonResource as JsonResource
 from .resources import OptionsResource as OptionsResource
 from .resources import Resource as Resource
@@ -49,6 +69,7 @@ from .responses import respond_with_redirect as respond_with_redirect
 from .responses import set_clickjacking_protection_headers as set_clickjacking_protection_headers
 from .responses import set_corp_headers as set_corp_headers
 from .responses import set_cors_headers as set_cors_headers
+from .runtime import cooperate as cooperate
 from .servlet import parse_boolean as parse_boolean
 from .servlet import parse_integer as parse_integer
 from .servlet import parse_json_object_from_request as parse_json_object_from_request

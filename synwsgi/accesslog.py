@@ -8,11 +8,11 @@ Secrets in the query string never reach the log.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from typing import TYPE_CHECKING
 
 from .hooks import RequestHooks
+from .paths import redact_uri as redact_uri
 
 if TYPE_CHECKING:
     from .body import ResponseBody
@@ -20,20 +20,12 @@ if TYPE_CHECKING:
 
 access_logger = logging.getLogger("synwsgi.access")
 
-_SECRET_PARAM = re.compile(r"(^|[&;])((?:access(?:_|%5f)token|client(?:_|%5f)secret)=)[^&;]*", re.IGNORECASE)
-
-
-def redact_uri(raw_path: str, query_string: str) -> str:
-    """The request URI with `access_token` and `client_secret` values hidden."""
-    if not query_string:
-        return raw_path
-    return raw_path + "?" + _SECRET_PARAM.sub(r"\1\2<redacted>", query_string)
-
 
 class AccessLogger(RequestHooks):
     """Logs `Processed request` on `synwsgi.access` (OPTIONS at DEBUG, others INFO)."""
 
-    def __init__(self, site_tag: str = "synwsgi") -> None:
+    def __init__(self, site_tag: str | None = None) -> None:
+        #: the listener's name in the line; None: the request's `ServerConfig.site_tag`
         self.site_tag = site_tag
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
@@ -49,7 +41,7 @@ class AccessLogger(RequestHooks):
             level,
             '%s - %s - {%s} Processed request: %.3fsec/%.3fsec ru=(%.3fsec, %.3fsec) %sB %s "%s %s %s" "%s"',
             environ.get("REMOTE_ADDR") or "-",
-            self.site_tag,
+            self.site_tag or request.config.site_tag,
             request.requester,
             sent_at - request.start_time,
             now - sent_at,

@@ -3,8 +3,7 @@
 `ResponseBody` pulls pieces from the handler's body lazily (the server writes
 each one before asking for the next, which is the backpressure), in the
 request's context, and runs its close callbacks exactly once; `rechunk`
-coalesces tiny pieces and splits big ones; `cooperative` lets other greenlets
-run while a costly body (big JSON) is produced. A failure after the first byte is
+coalesces tiny pieces and splits big ones. A failure after the first byte is
 logged once and turned into `ResponseAborted`, a `BrokenPipeError`: every
 server then drops the connection without the final chunk (so the client sees
 a truncated body, not a clean-looking one) and without logging it again.
@@ -15,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import errno
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 logger = logging.getLogger(__name__)
@@ -60,24 +58,6 @@ def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[b
             buffered = len(rest)
     if buffered:
         yield b"".join(buffer)
-
-
-def cooperative(pieces: Iterable[bytes], interval: float = 0.002) -> Iterator[bytes]:
-    """`pieces`, letting other greenlets run whenever producing them took `interval` s.
-
-    For bodies that cost CPU to produce (a big JSON encode) under gevent;
-    sending already yields whenever the socket is full, and yielding after
-    every piece would cost a fast stream a quarter of its throughput.
-    """
-    import gevent
-
-    last = time.perf_counter()
-    for piece in pieces:
-        yield piece
-        now = time.perf_counter()
-        if now - last >= interval:
-            gevent.idle()
-            last = time.perf_counter()
 
 
 def split(data: bytes, max_size: int) -> Iterator[bytes]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +34,11 @@ class ServerConfig:
             `body_read_timeout` seconds plus its size at `body_min_rate`
             bytes/s, else 408 (a slow-upload client cannot hold a cooperative
             worker's connection forever).
+        async_driver: how an `async def` handler's awaitable is resolved. None:
+            synwsgi's own, which runs coroutines that await only coroutines (a
+            WSGI worker has no event loop). Plug a function taking the
+            awaitable and returning its result to resolve Deferreds or asyncio
+            futures (an asyncio loop in a thread, a Twisted reactor thread).
     """
 
     send_cors: bool = True
@@ -47,6 +54,7 @@ class ServerConfig:
     cancellation_poll_interval: float = 0.05
     body_read_timeout: float = 10.0
     body_min_rate: float = 64 * 1024
+    async_driver: Callable[[Any], Any] | None = None
 
 
 DEFAULT_CONFIG = ServerConfig()

@@ -1,17 +1,22 @@
 """The client's connection, as far as WSGI lets us see it.
 
 PEP 3333 hides the socket, but gunicorn (`gunicorn.socket`) and the Werkzeug
-dev server (`werkzeug.socket`) both hand it over. synwsgi only peeks at it
-(to notice a client that left) and, after refusing a body it did not read,
-half-closes it so the server does not wait for that body.
+dev server (`werkzeug.socket`) both hand it over. synwsgi only peeks at it (to
+notice a client that left) and, after refusing a body it did not read, ends
+the connection so the server does not wait for that body. Whether the worker
+is gevent or threads is `runtime`'s business; these primitives work on both.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import select
 import socket
 from typing import Any
+
+#: Errors of a peek that mean the peer is gone for sure.
+_GONE_ERRNOS = frozenset((errno.ECONNRESET, errno.ENOTCONN, errno.EPIPE, errno.ECONNABORTED))
 
 
 def client_socket(environ: dict[str, Any]) -> socket.socket | None:
@@ -20,23 +25,38 @@ def client_socket(environ: dict[str, Any]) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-def is_gevent_socket(sock: socket.socket) -> bool:
-    return type(sock).__module__.startswith("gevent")
+def peek(sock: socket.socket) -> bool | None:
+    """What one byte of peeking says, for a socket known to be readable.
+
+    True: the client closed (or reset) the connection. None: unread bytes
+    are waiting (a body, a pipelined request), or the check failed: it
+    cannot be told. A failed check is never read as "gone".
+    """
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except OSError as exc:
+        return True if exc.errno in _GONE_ERRNOS else None
+    except ValueError:  # closed or detached socket object
+        return None
 
 
 def client_gone(sock: socket.socket) -> bool | None:
-    """Peek at the client's socket without consuming anything.
+    """Peek at the client's socket without waiting or consuming anything.
 
-    True: the client closed (or reset) the connection. False: nothing to
-    read, still there. None: unread bytes are waiting, so it cannot be told.
+    False: nothing to read, still there. True: the client closed the
+    connection. None: cannot be told (bytes pending, or the check failed).
+    `poll()` rather than `select()`: select fails for descriptors >= 1024,
+    which a busy gevent worker passes quickly.
     """
     try:
-        readable, _, _ = select.select([sock], [], [], 0)
-        if not readable:
-            return False
-        return True if sock.recv(1, socket.MSG_PEEK) == b"" else None
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        ready = poller.poll(0)
     except (OSError, ValueError):
-        return True
+        return None
+    if not ready:
+        return False
+    return peek(sock)
 
 
 def end_connection(sock: socket.socket) -> None:
@@ -44,7 +64,20 @@ def end_connection(sock: socket.socket) -> None:
 
     Used after giving up on a request body (408, 413): the client sees the
     response end, and the server stops waiting for (and discarding) a body
-    that may be gigabytes long. PEP 3333 forbids sending `Connection: close`.
+    that may be gigabytes long.
     """
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_WR)
+
+
+def ask_server_to_close(start_response: object) -> None:
+    """Make the server end the connection after this response (`Connection: close`).
+
+    PEP 3333 forbids an application's own `Connection` header (gunicorn drops
+    it), but gunicorn's `start_response` is a method of its response object,
+    which can be told to close. Werkzeug's dev server closes every connection
+    already; other servers keep their own counsel.
+    """
+    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+    if callable(force_close):
+        force_close()

@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from urllib.parse import quote
 
-from .config import ServerConfig
-
 Header = tuple[str, str]
 
 _ALLOW_ORIGIN: Header = ("Access-Control-Allow-Origin", "*")
@@ -32,6 +30,14 @@ CORS_HEADERS_MSC3886: tuple[Header, ...] = (
         "X-Requested-With, Content-Type, Authorization, Date, If-Match, If-None-Match",
     ),
     ("Access-Control-Expose-Headers", "ETag, Location, X-Max-Bytes"),
+)
+
+# MSC4108 (QR-code login rendezvous): Synapse's own variant on those paths.
+CORS_HEADERS_MSC4108: tuple[Header, ...] = (
+    _ALLOW_ORIGIN,
+    _ALLOW_METHODS,
+    ("Access-Control-Allow-Headers", "Content-Type, If-Match, If-None-Match"),
+    ("Access-Control-Expose-Headers", "Synapse-Trace-Id, Server, ETag"),
 )
 
 CORP_HEADERS: tuple[Header, ...] = (("Cross-Origin-Resource-Policy", "cross-origin"),)
@@ -71,10 +77,3 @@ def safe_location(url: str | bytes) -> str:
     built from input can neither split the header block nor fail to encode."""
     text = url.decode("utf-8", "replace") if isinstance(url, bytes) else url
     return quote(text, safe=_URI_SAFE)
-
-
-def cors_headers(config: ServerConfig) -> tuple[Header, ...]:
-    """The CORS headers `config` asks for: none, Synapse's, or MSC3886's variant."""
-    if not config.send_cors:
-        return ()
-    return CORS_HEADERS_MSC3886 if config.experimental_cors_msc3886 else CORS_HEADERS

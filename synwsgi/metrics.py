@@ -25,12 +25,11 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 
 from .hooks import RequestHooks
-from .resources import Resource, _unrecognized
-from .responses import Response, return_json_error
+from .policy import Kind
+from .resources import Handler, Resource, method_not_allowed
+from .responses import Response
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
     from .body import ResponseBody
     from .request import SynapseRequest
 
@@ -120,19 +119,22 @@ class MetricsResource(Resource):
     """Serves the Prometheus text format; all workers' metrics in multiprocess mode."""
 
     isLeaf = False
+    result_kind = Kind.METRICS
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
 
-    def render(self, request: SynapseRequest) -> WSGIApplication:
+    def get_handler(self, request: SynapseRequest) -> Handler:
         request.servlet_name = type(self).__name__
         if request.method not in ("GET", "HEAD"):
-            return return_json_error(request, _unrecognized(request, ["GET", "HEAD"]))
+            raise method_not_allowed(request, ["GET"])
+        return self._render, {}
+
+    def _render(self, request: SynapseRequest) -> Response:
         registry = self.registry
         if "PROMETHEUS_MULTIPROC_DIR" in os.environ and registry is REGISTRY:
             registry = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         body = generate_latest(registry)
-        return Response(
-            200, [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))], body
-        )
+        headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
+        return Response(200, headers, body, Kind.METRICS)

@@ -2,65 +2,63 @@
 
 Werkzeug's own `Request.__init__` parses the host, path and headers eagerly
 (about 2 us); a JSON API rarely needs most of it, so this subclass fills
-those attributes on first use instead.
+those attributes on first use instead (tests/test_werkzeug_adapter.py fails
+loudly if a Werkzeug upgrade adds one). Synapse's spellings come from
+`compat.SynapseRequestCompat`.
 """
 
 from __future__ import annotations
 
 import contextvars
+import io
 import itertools
+import os
 import resource
 import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qs, parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
+from . import runtime
+from .compat import SynapseRequestCompat
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import client_socket
-from .errors import Codes, SynapseError
+from .errors import Codes, RequestTooLargeError, SynapseError
 from .headers import Header, safe_header
+from .paths import raw_path_from_environ
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .body import ResponseBody
     from .cancellation import CancelScope
-    from .hooks import RequestHooks
     from .responses import Response
 
-_request_seq = itertools.count()
 
-# Characters that stay unescaped when a raw path has to be rebuilt from PATH_INFO.
-_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+# Request ids: Synapse's `GET-<n>`, from a counter whose base is the worker's
+# pid, so that no two workers of one server log the same id.
+_ID_BASE = 10**9
 
 
-def raw_path_from_environ(environ: WSGIEnvironment) -> str:
-    """The request path as the client sent it: still percent-encoded, no query.
+def _new_sequence() -> itertools.count[int]:
+    return itertools.count(os.getpid() % 10**6 * _ID_BASE)
 
-    gunicorn gives the request target in `RAW_URI`, the Werkzeug servers in
-    `REQUEST_URI` too. Without either, `PATH_INFO` (already decoded) is quoted
-    again, which cannot tell `%2F` from `/`.
-    """
-    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if target is None:
-        path_info = environ.get("PATH_INFO", "")
-        return quote(path_info.encode("latin-1"), safe=_PATH_SAFE) or "/"
-    path = target.partition("?")[0]
-    if path.startswith(("http://", "https://")):
-        # absolute-form target: drop scheme and authority. `//a/b` is a path.
-        authority_and_path = path.partition("://")[2]
-        path = "/" + authority_and_path.partition("/")[2]
-    script_name = environ.get("SCRIPT_NAME")
-    if script_name:
-        quoted_root = quote(script_name.encode("latin-1"), safe=_PATH_SAFE)
-        if path.startswith(quoted_root):
-            path = path[len(quoted_root) :]
-    return path or "/"
+
+_request_seq = _new_sequence()
+
+
+def _reset_sequence() -> None:
+    global _request_seq
+    _request_seq = _new_sequence()
+
+
+os.register_at_fork(after_in_child=_reset_sequence)
 
 
 current_request_var: contextvars.ContextVar[SynapseRequest | None] = contextvars.ContextVar(
@@ -74,7 +72,7 @@ def current_request() -> SynapseRequest | None:
 
 
 def next_request_id(method: str, header_value: str | None = None) -> str:
-    """`<METHOD>-<n>` from a per-process counter, or `<METHOD>-<header value>`."""
+    """`<METHOD>-<n>` from the worker's counter, or `<METHOD>-<header value>`."""
     if header_value:
         return f"{method}-{header_value}"
     return f"{method}-{next(_request_seq)}"
@@ -92,7 +90,7 @@ def _latin1_to_text(value: str) -> str:
     return value.encode("latin-1").decode("utf-8", "replace")
 
 
-class SynapseRequest(Request):
+class SynapseRequest(SynapseRequestCompat, Request):
     """One HTTP request, plus the state Synapse keeps on its request object.
 
     Attributes set per request are assigned in `__init__`; the rest start as
@@ -104,23 +102,27 @@ class SynapseRequest(Request):
     servlet_name = "unknown"
     #: the mount prefix that led here (the raw path below it is `postpath`)
     prepath = ""
+    #: the status the handler asked for (`setResponseCode`, `respond_with_*`)
+    code = 200
     #: what `respond_with_*` produced, if a handler used them
     response: Response | None = None
-    #: the status sent, for logs and metrics
+    #: what `write()` buffered, and whether `finish()` was called
+    _written: list[bytes] | None = None
+    handler_finished = False
+    #: the status actually sent, for logs and metrics (set once, as it goes out)
     response_code: int | None = None
     #: headers a handler set on the request (`setHeader`, `set_cors_headers`)
     response_headers: list[Header] | None = None
     #: the disconnect/cancellation state while a cancellable handler runs
     cancel_scope: CancelScope | None = None
-    #: who made the request (a user id), for the access log; set by auth code
-    requester: str | None = None
-    #: the observability hooks of the site
-    hooks: tuple[RequestHooks, ...] = ()
+    #: who made the request, set by auth code; `str()` of it goes in the access log
+    requester: object | None = None
     #: each hook's per-request state, keyed by the hook (a slot of its own,
     #: so no hook needs a field here); a fresh dict when the site has hooks
     hook_state: dict[object, Any] | None = None
     processing_end: float | None = None
     _start_cpu: tuple[float, float] | None = None
+    _body: bytes | None = None
     #: the pattern of the servlet that matched
     route: str | None = None
 
@@ -197,9 +199,19 @@ class SynapseRequest(Request):
     def remote_addr(self) -> str | None:
         return self.environ.get("REMOTE_ADDR")
 
+    # -- query and body ------------------------------------------------------
+
     @cached_property
-    def args(self) -> MultiDict[str, str]:
-        """The query parameters; not valid UTF-8 (raw or %-encoded) is a 400.
+    def args(self) -> dict[bytes, list[bytes]]:  # type: ignore[override]
+        """The query parameters as Synapse (Twisted) has them: percent-decoded
+        bytes, keyed by bytes, blank values kept. Decoding is left to the
+        `parse_*` helpers, which refuse what is not valid in their encoding.
+        For Werkzeug's str `MultiDict`, see `query_args`."""
+        return parse_qs(self.query_string, keep_blank_values=True)
+
+    @cached_property
+    def query_args(self) -> MultiDict[str, str]:
+        """The query parameters as text; not valid UTF-8 (raw or %-encoded) is a 400.
 
         Werkzeug would raise UnicodeDecodeError on raw bytes (a 500) and
         re-quote bad %-sequences; Synapse refuses both.
@@ -213,20 +225,18 @@ class SynapseRequest(Request):
             ) from None
         return MultiDict(pairs)
 
-    # -- Synapse's request API -----------------------------------------------
+    @cached_property
+    def content(self) -> io.BytesIO:
+        """Twisted's `request.content`: the body as a readable file (see `read_body`)."""
+        return io.BytesIO(read_body(self))
 
-    def setHeader(self, name: str, value: str) -> None:
-        """Set a response header; it replaces any of that name the response has."""
-        self.add_response_headers(((name, value),))
+    # -- Synapse's request API -----------------------------------------------
 
     def add_response_headers(self, headers: Iterable[Header]) -> None:
         """Add headers to whatever response goes out (values made header-safe)."""
         if self.response_headers is None:
             self.response_headers = []
         self.response_headers.extend(safe_header(name, value) for name, value in headers)
-
-    def setResponseCode(self, code: int) -> None:
-        self.response_code = code
 
     def is_disconnected(self) -> bool:
         """Whether the client is known to have gone (only watched for `@cancellable`).
@@ -242,3 +252,33 @@ class SynapseRequest(Request):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.request_id} {self.method} {self.raw_path!r}>"
+
+
+def read_body(request: SynapseRequest) -> bytes:
+    """The whole request body, within `max_request_body_size` (else 413 `M_TOO_LARGE`).
+
+    A declared Content-Length over the limit was refused before any of the
+    body was read. A body of unknown length (chunked) is read up to the limit;
+    Werkzeug then stops without saying whether more was coming, so one more
+    byte is asked of the server's stream. A client that sends its body too
+    slowly gets a 408 (see `ServerConfig.body_read_timeout`). Read once;
+    later calls return the same bytes.
+    """
+    if request._body is not None:
+        return request._body
+    limit = request.config.max_request_body_size
+    try:
+        data = runtime.read_within_deadline(request)
+    except RequestEntityTooLarge:
+        raise RequestTooLargeError(limit) from None
+    except ClientDisconnected as exc:
+        if isinstance(exc.__context__, TimeoutError):
+            raise SynapseError(
+                HTTPStatus.REQUEST_TIMEOUT, "Timed out reading the request body", Codes.UNKNOWN
+            ) from None
+        raise
+    unknown_length = not request.environ.get("CONTENT_LENGTH")
+    if unknown_length and len(data) >= limit and request.environ["wsgi.input"].read(1):
+        raise RequestTooLargeError(limit)
+    request._body = data
+    return data

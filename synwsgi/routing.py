@@ -14,54 +14,25 @@ Patterns are Werkzeug rule strings (`/rooms/<room_id>/state`) or compiled
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from werkzeug.routing import Map, Rule
 from werkzeug.routing.converters import PathConverter, UnicodeConverter
 
-from .errors import Codes, SynapseError, UnrecognizedRequestError
+from .errors import UnrecognizedRequestError
+from .paths import InvalidPathParameter, unquote_strict
 
 
-class InvalidPathParameter(SynapseError):
-    """A path parameter is not valid percent-encoded UTF-8."""
+class MethodNotAllowedError(UnrecognizedRequestError):
+    """The path is known, the method is not: 405 with every method it answers in `Allow`."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            HTTPStatus.BAD_REQUEST,
-            f"Path parameter {name!r} is not valid percent-encoded UTF-8",
-            Codes.INVALID_PARAM,
-        )
-
-
-def unquote_strict(value: str, name: str = "path") -> str:
-    """Percent-decode `value` (raw path text) as strict UTF-8."""
-    if "%" not in value and value.isascii():
-        return value
-    # The same room ids and event types come back request after request.
-    decoded = _decode_cached(value) if len(value) <= 256 else _decode(value)
-    if decoded is None:
-        raise InvalidPathParameter(name)
-    return decoded
-
-
-def _decode(value: str) -> str | None:
-    try:
-        raw = value.encode("latin-1")  # servers hand over raw bytes as latin-1 text
-    except UnicodeEncodeError:
-        raw = value.encode("utf-8")
-    try:
-        return unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-_decode_cached = functools.lru_cache(maxsize=4096)(_decode)
+    def __init__(self, allowed: list[str]) -> None:
+        self.allowed = allowed
+        super().__init__(code=HTTPStatus.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(allowed)})
 
 
 class RawUnicodeConverter(UnicodeConverter):
@@ -225,9 +196,7 @@ class Router:
             return route, (route.params(m) if m is not None else {})
         allowed = self.allowed_methods(raw_path)
         if allowed:
-            raise UnrecognizedRequestError(
-                code=HTTPStatus.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(allowed)}
-            )
+            raise MethodNotAllowedError(allowed)
         raise UnrecognizedRequestError()
 
     def allowed_methods(self, raw_path: str) -> list[str]:
@@ -238,22 +207,34 @@ class Router:
         return sorted(methods)
 
 
+def rule_parts(rule: Rule) -> list[tuple[str | None, Any]]:
+    """The pieces of a bound `rule`'s path: `(None, literal text)` or `(name, converter)`.
+
+    The one place that reads Werkzeug's private rule state (`_trace`, how
+    Werkzeug itself builds URLs: the host part ends at the "|" marker, and
+    `_converters`). tests/test_werkzeug_adapter.py fails loudly if an upgrade
+    changes either.
+    """
+    trace = rule._trace
+    parts: list[tuple[str | None, Any]] = []
+    for is_dynamic, data in trace[trace.index((False, "|")) + 1 :]:
+        parts.append((data, rule._converters[data]) if is_dynamic else (None, data))
+    return parts
+
+
 def _route_from_rule(index: int, method: str, rule: Rule, endpoint: Any) -> Route:
-    # `_trace` is how Werkzeug itself builds URLs from a rule: the parsed
-    # pieces in order, after the host part (which ends at the "|" marker).
-    trace = rule._trace[rule._trace.index((False, "|")) + 1 :]
     regex_parts: list[str] = []
     literal: list[str] = []
     converters: dict[str, Callable[[str], Any] | None] = {}
-    for is_dynamic, data in trace:
-        if is_dynamic:
-            converter = rule._converters[data]
+    for name, part in rule_parts(rule):
+        if name is not None:
+            data, converter = name, part
             regex_parts.append(f"(?P<{data}>{converter.regex})")
             converters[data] = None if type(converter) is RawUnicodeConverter else converter.to_python
         else:
-            regex_parts.append(re.escape(data))
+            regex_parts.append(re.escape(part))
             if len(regex_parts) == len(literal) + 1:
-                literal.append(data)
+                literal.append(part)
     return Route(
         index,
         method,

@@ -6,7 +6,6 @@ request always gets a 400 (or 413) that says what was wrong.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import re
@@ -14,10 +13,8 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
-
-from .connection import is_gevent_socket
-from .errors import Codes, RequestTooLargeError, SynapseError
+from .errors import Codes, SynapseError
+from .request import read_body as read_body
 
 if TYPE_CHECKING:
     from .request import SynapseRequest
@@ -44,64 +41,6 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 # stay exact (orjson would turn big ones into floats).
 _json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
 _surrogate_probe = json.JSONEncoder(ensure_ascii=False, check_circular=False)
-
-
-def read_body(request: SynapseRequest) -> bytes:
-    """The whole request body, within `max_request_body_size` (else 413).
-
-    A declared Content-Length over the limit was refused before any of the
-    body was read. A body of unknown length (chunked) is read up to the limit;
-    Werkzeug then stops without saying whether more was coming, so one more
-    byte is asked of the server's stream. A client that sends its body too
-    slowly gets a 408 (see `ServerConfig.body_read_timeout`).
-    """
-    cached: bytes | None = getattr(request, "_cached_data", None)
-    if cached is not None:
-        return cached
-    limit = request.config.max_request_body_size
-    try:
-        data = _read_within_deadline(request)
-    except RequestEntityTooLarge:
-        raise RequestTooLargeError(limit) from None
-    except ClientDisconnected as exc:
-        if isinstance(exc.__context__, TimeoutError):
-            raise SynapseError(
-                HTTPStatus.REQUEST_TIMEOUT, "Timed out reading the request body", Codes.UNKNOWN
-            ) from None
-        raise
-    unknown_length = not request.environ.get("CONTENT_LENGTH")
-    if unknown_length and len(data) >= limit and request.environ["wsgi.input"].read(1):
-        raise RequestTooLargeError(limit)
-    request._cached_data = data  # what Werkzeug's get_data(cache=True) returns from now on
-    return data
-
-
-def _read_within_deadline(request: SynapseRequest) -> bytes:
-    """Read the body within `body_read_timeout` s + its size at `body_min_rate` B/s.
-
-    A socket timeout bounds each wait for data (a stalled client); under
-    gevent a `gevent.Timeout` bounds the whole read too, since the server's
-    body reader keeps waiting for a client that drips a byte at a time.
-    Threads get the first only.
-    """
-    sock = request.client_socket
-    if sock is None:
-        return request.get_data()
-    config = request.config
-    expected = request.content_length or config.max_request_body_size
-    deadline = config.body_read_timeout + expected / config.body_min_rate
-    whole_read: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
-    if is_gevent_socket(sock):
-        import gevent
-
-        whole_read = gevent.Timeout(deadline, TimeoutError)
-    previous_timeout = sock.gettimeout()
-    sock.settimeout(deadline)
-    try:
-        with whole_read:
-            return request.get_data()
-    finally:
-        sock.settimeout(previous_timeout)
 
 
 def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> Any:
@@ -149,7 +88,7 @@ def parse_json_object_from_request(request: SynapseRequest, allow_empty_body: bo
 
 
 def _query_value(request: SynapseRequest, name: str, required: bool, kind: str) -> str | None:
-    value = request.args.get(name)
+    value = request.query_args.get(name)
     if value is None and required:
         raise SynapseError(
             HTTPStatus.BAD_REQUEST, f"Missing {kind}query parameter {name!r}", Codes.MISSING_PARAM

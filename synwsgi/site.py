@@ -1,17 +1,26 @@
-"""`Site`: the WSGI application. Mounts resources and is the last error boundary.
+"""`Site`: the WSGI application, and the life of a request, top to bottom.
 
-One request, start to end:
+`Site.wsgi_app` is the pipeline; every step is one call into the one module
+that does it:
 
-1. a fresh `contextvars.Context` (nothing of one request leaks into the next,
-   whichever worker type reuses the thread or greenlet), also entered again
-   for each piece of a streamed body;
-2. the raw path picks a resource (the longest mounted prefix, on segment
-   boundaries); OPTIONS under an `OptionsResource` is answered there;
-3. the resource returns a response (errors already converted to one); a
-   streamed body is primed so a failure before the first byte is still a
-   proper error response;
-4. HEAD loses its body, the handler's extra headers are merged, and the body
-   goes out as a `ResponseBody` whose `close()` finishes the request's log line.
+1. a fresh `contextvars.Context` per request (`Site.__call__`), also entered
+   for each piece of a streamed body: nothing leaks between requests on any
+   worker type;
+2. `request.SynapseRequest`: the request, parsed lazily; `hooks` are told;
+3. `Site.resolve`: the mounted resource for the raw path (`paths`), the
+   OPTIONS answer, a declared body over the limit (413), 404/405;
+4. `runtime.run_handler`: the handler runs, under cancellation when it is
+   `@cancellable` (gevent greenlet kill, or a thread's flag);
+5. `results.to_response`: the one conversion of whatever it returned;
+6. `errormap.render_error`: any failure in 3-5, rendered as JSON or HTML;
+7. `policy`: the CORS/CORP/framing/cache headers for the response's kind,
+   applied once, then the handler's own headers; HEAD/204/304 lose the body;
+8. `start_response`, and a `body.ResponseBody` whose `close()` tells the
+   hooks that the request finished, exactly once.
+
+One `try` covers all of it: no exception of a handler, a hook or synwsgi
+reaches the server before the first byte. After it, a failing body is
+logged once and the connection dropped (`body.ResponseAborted`).
 """
 
 from __future__ import annotations
@@ -20,25 +29,31 @@ import contextvars
 import functools
 import itertools
 import logging
+import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import policy, results, runtime
 from .body import ResponseBody, rechunk, split
-from .cancellation import CancelledError
+from .cancellation import CancelledError, is_function_cancellable
 from .config import DEFAULT_CONFIG, ServerConfig
-from .connection import end_connection
-from .errors import Codes, RequestTooLargeError, SynapseError
-from .hooks import RequestHooks
-from .request import SynapseRequest, current_request_var, next_request_id, raw_path_from_environ
+from .connection import ask_server_to_close, end_connection
+from .errormap import render_error
+from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
+from .hooks import HookRunner, RequestHooks, run_hooks
+from .jsonenc import encode_canonical_json
+from .paths import raw_path_from_environ
+from .request import SynapseRequest, current_request_var, next_request_id
 from .resources import Resource
-from .responses import Response, close_body, merge_headers, return_json_error, status_line
+from .responses import Response, close_body, status_line
+from .routing import MethodNotAllowedError
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -49,13 +64,18 @@ def _normalise_prefix(prefix: str) -> str:
 
 
 class Site:
-    """A WSGI application serving `resources`, a map of path prefix -> resource."""
+    """A WSGI application serving `resources`, a map of path prefix -> resource.
+
+    `request_class` builds each request (a subclass of `SynapseRequest`, for
+    applications that add their own state or spellings).
+    """
 
     def __init__(
         self,
         resources: Mapping[str, Resource],
         config: ServerConfig | None = None,
         hooks: Iterable[RequestHooks] = (),
+        request_class: type[SynapseRequest] = SynapseRequest,
     ) -> None:
         self.config = config or DEFAULT_CONFIG
         mounts = {_normalise_prefix(prefix): resource for prefix, resource in resources.items()}
@@ -70,155 +90,222 @@ class Site:
             ((p, r) for p, r in mounts.items() if r.answers_options), key=lambda item: len(item[0])
         )
         self.hooks = tuple(hooks)
-        # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
-        self._proxy_fix = ProxyFix(self._serve, x_for=1, x_proto=1) if self.config.behind_proxy else None
+        self._hooks = HookRunner(self.hooks) if self.hooks else None
+        self.request_class = request_class
         self._request_id_environ_key = (
             "HTTP_" + self.config.request_id_header.upper().replace("-", "_")
             if self.config.request_id_header
             else None
         )
+        # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
+        self._entry: Any = (
+            ProxyFix(self._in_fresh_context, x_for=1, x_proto=1)
+            if self.config.behind_proxy
+            else self._in_fresh_context
+        )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._proxy_fix is not None:
-            return self._proxy_fix(environ, start_response)
-        return self._serve(environ, start_response)
+        return self._entry(environ, start_response)  # type: ignore[no-any-return]
 
-    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def _in_fresh_context(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.Context()
-        return context.run(self._handle, environ, start_response, context)
+        return context.run(self.wsgi_app, environ, start_response, context)
 
-    # -- one request --------------------------------------------------------
+    # -- one request ----------------------------------------------------------
 
-    def _handle(
+    def wsgi_app(
         self, environ: WSGIEnvironment, start_response: StartResponse, context: contextvars.Context
     ) -> Iterable[bytes]:
-        method = environ.get("REQUEST_METHOD", "GET").upper()
-        header_id = environ.get(self._request_id_environ_key) if self._request_id_environ_key else None
-        request = SynapseRequest(
-            environ, raw_path_from_environ(environ), next_request_id(method, header_id), self.config
-        )
+        """The life of one request (see the module docstring)."""
+        request = self._new_request(environ)
         current_request_var.set(request)
-        if self.hooks:
-            request.hooks = self.hooks
+        hooks = self._hooks
+        if hooks is not None:
             request.hook_state = {}
             request.start_cpu_accounting()
-            for hook in self.hooks:
-                hook.request_started(request)
+            run_hooks(hooks.started, request)
+        resource: Resource = _UNRECOGNIZED
+        body: Iterable[bytes] | None = None
         try:
-            response = self._dispatch(request)
-        except (Exception, CancelledError) as exc:  # noqa: BLE001 - the last boundary
-            response = return_json_error(request, exc)
-        return self._send(request, response, start_response, context)
+            try:
+                resource = self.resolve(request)
+                callback, kwargs = resource.get_handler(request)
+                self._check_content_type(request, callback)
+                if hooks is not None:
+                    run_hooks(hooks.handler, request)
+                result = runtime.run_handler(
+                    request,
+                    functools.partial(results.call, request, callback, kwargs),
+                    is_function_cancellable(callback),
+                )
+                response = results.to_response(
+                    request, result, resource.result_kind, getattr(resource, "canonical_json", True)
+                )
+                pieces = self._prime(request, response)
+            except (Exception, CancelledError) as exc:  # noqa: BLE001 - every failure gets a response
+                response = render_error(request, self._with_options(request, exc), resource.ERROR_TEMPLATE)
+                pieces = None
+            if request.method == "HEAD" or response.status in _NO_BODY:
+                _drop_body(response)
+            kind = response.kind or resource.result_kind
+            headers = policy.apply(
+                response.headers,
+                policy.policy_headers(kind, request.config, request.raw_path),
+                trusted=response.kind is not None,
+            )
+            if request.response_headers:
+                headers = policy.merge(headers, request.response_headers)
+            response.headers = headers
+            body = self._body(request, response, pieces, start_response, context)
+            if hooks is not None:
+                request.processing_end = time.perf_counter()
+                run_hooks(hooks.response, request, response)
+            request.response_code = response.status
+            start_response(status_line(response.status), response.headers)
+            return body
+        except Exception as exc:  # noqa: BLE001 - synwsgi failed, or the server refused our headers
+            return self._fail(request, exc, body, start_response, context)
 
-    def _dispatch(self, request: SynapseRequest) -> WSGIApplication:
+    def _new_request(self, environ: WSGIEnvironment) -> SynapseRequest:
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        key = self._request_id_environ_key
+        header_id = environ.get(key) if key else None
+        return self.request_class(
+            environ, raw_path_from_environ(environ), next_request_id(method, header_id), self.config
+        )
+
+    def resolve(self, request: SynapseRequest) -> Resource:
+        """The resource that answers `request` (mounts, OPTIONS, and a declared body too large)."""
         declared_length = request.environ.get("CONTENT_LENGTH")
         if declared_length:
             self._check_body_size(declared_length)
         path = request.raw_path
         if request.method == "OPTIONS":
-            for prefix, resource in self._options_mounts:
-                if _is_under(path, prefix):
-                    return resource.render(request)
-        prefix, mounted = self._resolve(path)
+            options = self._options_resource(path)
+            if options is not None:
+                return options
+        prefix, mounted = self._mount(path)
         if prefix:
             request.prepath = prefix
             request.postpath = path[len(prefix) :]
-        if mounted is not None and (mounted.isLeaf or request.postpath in ("", "/")):
-            return mounted.render(request)
-        return _UNRECOGNIZED.render(request)
+        if mounted is None or not (mounted.isLeaf or request.postpath in ("", "/")):
+            return _UNRECOGNIZED
+        if mounted.config is not None:
+            request.config = mounted.config
+        return mounted
 
-    def _resolve(self, path: str) -> tuple[str, Resource | None]:
+    def _mount(self, path: str) -> tuple[str, Resource | None]:
         """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
         for prefix, resource in self._mounts.get(_first_segment(path), ()):
             if _is_under(path, prefix):
                 return prefix, resource
         return "", self._root
 
+    def _options_resource(self, path: str) -> Resource | None:
+        for prefix, resource in self._options_mounts:
+            if _is_under(path, prefix):
+                return resource
+        return None
+
     def _check_body_size(self, declared: str) -> None:
+        # Two Content-Length headers arrive joined ("5, 5"): not digits, so a 400.
         if not (declared.isascii() and declared.isdigit()):
             raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
         if int(declared) > self.config.max_request_body_size:
             raise RequestTooLargeError(self.config.max_request_body_size)
 
-    # -- sending --------------------------------------------------------------
+    @staticmethod
+    def _check_content_type(request: SynapseRequest, callback: Any) -> None:
+        """multipart/form-data only where a handler asks for it (Synapse's GHSA-rfq8-j7rh-8hf2)."""
+        content_type = request.environ.get("CONTENT_TYPE")
+        if (
+            content_type
+            and content_type[:19].lower() == "multipart/form-data"
+            and not getattr(callback, "accepts_multipart", False)
+        ):
+            raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
 
-    def _send(
+    def _with_options(self, request: SynapseRequest, exc: BaseException) -> BaseException:
+        """A 405 under an `OptionsResource` lists OPTIONS too."""
+        if (
+            isinstance(exc, MethodNotAllowedError)
+            and "OPTIONS" not in exc.allowed
+            and self._options_resource(request.raw_path) is not None
+        ):
+            return MethodNotAllowedError([*exc.allowed, "OPTIONS"])
+        return exc
+
+    # -- sending ----------------------------------------------------------------
+
+    def _prime(self, request: SynapseRequest, response: Response) -> Iterator[bytes] | None:
+        """Pull the first piece of a streamed body while an error can still be sent.
+
+        None for a body already in memory, or one that is not to be sent.
+        """
+        body = response.body
+        if isinstance(body, bytes) or request.method == "HEAD" or response.status in _NO_BODY:
+            return None
+        config = request.config
+        pieces = rechunk(body, config.min_chunk_size, config.max_chunk_size)
+        try:
+            first = next(pieces, None)
+        except BaseException:
+            close_body(body)
+            raise
+        return iter(()) if first is None else itertools.chain((first,), pieces)
+
+    def _body(
         self,
         request: SynapseRequest,
-        response: WSGIApplication,
+        response: Response,
+        pieces: Iterator[bytes] | None,
         start_response: StartResponse,
         context: contextvars.Context,
     ) -> Iterable[bytes]:
-        if not isinstance(response, Response):
-            response = self._run_wsgi_response(request, response)
-        if request.response_headers:
-            response.headers = merge_headers(response.headers, request.response_headers)
-        body = response.body
-        if request.method == "HEAD":
-            close_body(body)
-            body = b""
-        source: object = None
-        pieces: Iterator[bytes] | None = None
-        if not isinstance(body, bytes):
-            primed = self._prime(request, body)
-            if isinstance(primed, Response):
-                response, body = primed, primed.body
-            else:
-                pieces, source = primed, body
-        status = request.response_code = response.status
-        hooks = self.hooks
-        if hooks:
-            request.processing_end = time.perf_counter()
-            for hook in hooks:
-                hook.response_started(request, response)
         # A 408 or 413 leaves (part of) the body unread: end the connection after it.
-        close_connection = status in _BODY_LEFT_UNREAD
-        start_response(status_line(status), response.headers)
+        close_connection = response.status in _BODY_LEFT_UNREAD
+        if close_connection:
+            ask_server_to_close(start_response)
+        watched = self._hooks is not None or close_connection
+        source: object = None
         if pieces is None:
-            assert isinstance(body, bytes)
-            if not hooks and not close_connection and len(body) <= self.config.max_chunk_size:
-                return [body]  # nothing to do when it closes: the common case, kept cheap
-            pieces = split(body, self.config.max_chunk_size)
-        on_close = None
-        if hooks or close_connection:
-            on_close = functools.partial(self._request_finished, request, close_connection)
+            data = response.body
+            assert isinstance(data, bytes)
+            if not watched and len(data) <= request.config.max_chunk_size:
+                return [data]  # nothing to do when it closes: the common case, kept cheap
+            pieces = split(data, request.config.max_chunk_size)
+        else:
+            source = response.body
+        on_close = functools.partial(self._request_finished, request, close_connection) if watched else None
         return ResponseBody(pieces, source, on_close, context)
 
-    def _prime(self, request: SynapseRequest, body: Iterable[bytes]) -> Iterator[bytes] | Response:
-        """Pull the first piece of a streamed body while an error can still be sent.
-
-        Returns the pieces to send, or the error response that replaces them.
-        """
-        pieces = rechunk(body, self.config.min_chunk_size, self.config.max_chunk_size)
-        try:
-            first = next(pieces, None)
-        except (Exception, CancelledError) as exc:  # noqa: BLE001 - becomes an error response
-            close_body(body)
-            return return_json_error(request, exc)
-        return pieces if first is None else itertools.chain((first,), pieces)
-
-    def _run_wsgi_response(self, request: SynapseRequest, app: WSGIApplication) -> Response:
-        """Turn any WSGI application (a Werkzeug `Response`, say) into a `Response`."""
-        captured: list[Any] = []
-
-        def capture(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Callable[[bytes], object]:
-            captured[:] = [status, headers]
-            return _no_write
-
-        app_iter = app(request.environ, capture)
-        status, headers = captured
-        return Response(int(status.split(" ", 1)[0]), list(headers), app_iter)
-
     def _request_finished(self, request: SynapseRequest, close_connection: bool, body: ResponseBody) -> None:
-        for hook in self.hooks:
-            try:
-                hook.request_finished(request, body)
-            except Exception:  # one hook must not stop the others
-                logger.exception("request hook %r failed", hook)
+        if self._hooks is not None:
+            run_hooks(self._hooks.finished, request, body)
         if close_connection and request.client_socket is not None:
             end_connection(request.client_socket)
+
+    def _fail(
+        self,
+        request: SynapseRequest,
+        exc: Exception,
+        body: Iterable[bytes] | None,
+        start_response: StartResponse,
+        context: contextvars.Context,
+    ) -> Iterable[bytes]:
+        """The last resort: synwsgi failed after the error map (a bug, or headers the server refused)."""
+        logger.error("Failed to send a response to %r", request, exc_info=(type(exc), exc, exc.__traceback__))
+        data = encode_canonical_json({"errcode": Codes.UNKNOWN.value, "error": "Internal server error"})
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        if isinstance(body, ResponseBody):
+            body.close()  # the hooks hear of the request once, whatever happened
+        elif self._hooks is not None:
+            ResponseBody(
+                iter(()), None, functools.partial(self._request_finished, request, False), context
+            ).close()
+        request.response_code = HTTPStatus.INTERNAL_SERVER_ERROR
+        start_response(status_line(HTTPStatus.INTERNAL_SERVER_ERROR), headers, sys.exc_info())
+        return [data]
 
 
 def _first_segment(path: str) -> str:
@@ -232,11 +319,26 @@ def _is_under(path: str, prefix: str) -> bool:
     return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
 
 
+def _drop_body(response: Response) -> None:
+    """HEAD, 204 and 304 responses go out without a body, on every server.
+
+    (Werkzeug's dev server would write whatever it is given onto the wire.)
+    A 304 loses its Content-Length too; a 204 keeps only Synapse's `0`.
+    """
+    if not isinstance(response.body, bytes):
+        close_body(response.body)
+    response.body = b""
+    status = response.status
+    if status in _NO_BODY:
+        response.headers = [
+            (k, v)
+            for k, v in response.headers
+            if k.lower() != "content-length" or (status == HTTPStatus.NO_CONTENT and v == "0")
+        ]
+
+
 # What answers a path under no mounted resource: the JSON 404.
 _UNRECOGNIZED = Resource()
 
+_NO_BODY = frozenset((int(HTTPStatus.NO_CONTENT), int(HTTPStatus.NOT_MODIFIED)))
 _BODY_LEFT_UNREAD = frozenset((int(HTTPStatus.REQUEST_TIMEOUT), int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)))
-
-
-def _no_write(data: bytes) -> object:
-    raise RuntimeError("synwsgi does not support the write() callable")

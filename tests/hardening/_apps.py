@@ -52,8 +52,8 @@ STATIC_ENV = "SYNWSGI_HARDENING_STATIC"
 
 
 def _arg(request: SynapseRequest, name: str, default: str = "") -> str:
-    # Plain `request.args`, as handler code commonly reads it: no validation.
-    return request.args.get(name, default)
+    # Plain `request.query_args` (a str MultiDict), as handler code often reads it: no validation.
+    return request.query_args.get(name, default)
 
 
 class RedirectServlet(RestServlet):

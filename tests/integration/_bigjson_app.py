@@ -98,7 +98,7 @@ class HubServlet(RestServlet):
             "max_block_wall_ms": HUB.max_wall * 1000,
             "max_block_cpu_ms": HUB.max_cpu * 1000,
         }
-        if request.args.get("reset"):
+        if request.query_args.get("reset"):
             HUB.reset()
         return 200, result
 

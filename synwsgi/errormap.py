@@ -1,0 +1,155 @@
+"""The error map: an exception becomes a status, a body, headers and a log line, here only.
+
+One table (`describe_error`) for every resource, and two renderers: JSON for
+APIs and an HTML page (from a template) for browser-facing resources. What
+an error says about itself comes from the error (`code`, `error_dict`,
+`headers`, as Synapse's errors describe themselves); any exception carrying
+those is rendered as a Synapse error, so Synapse's own error classes work
+as they are. Everything else is a bare 500 whose traceback goes to the log
+and never to the client.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from werkzeug.exceptions import HTTPException
+
+from .cancellation import HTTP_STATUS_REQUEST_CANCELLED, CancelledError
+from .errors import CodeMessageException, Codes, RedirectException, SynapseError, UnrecognizedRequestError
+from .headers import safe_header
+from .policy import merge
+from .responses import Response, html_response, json_response, redirect_response
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from .request import SynapseRequest
+
+logger = logging.getLogger("synwsgi.errors")
+
+_INTERNAL_ERROR = {"errcode": Codes.UNKNOWN.value, "error": "Internal server error"}
+_CANCELLED = {"errcode": Codes.UNKNOWN.value, "error": "Request cancelled"}
+
+_ERRCODES_BY_STATUS: dict[int, Codes] = {
+    HTTPStatus.NOT_FOUND: Codes.NOT_FOUND,
+    HTTPStatus.REQUEST_ENTITY_TOO_LARGE: Codes.TOO_LARGE,
+    HTTPStatus.FORBIDDEN: Codes.FORBIDDEN,
+    HTTPStatus.UNAUTHORIZED: Codes.UNAUTHORIZED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDescription:
+    """What the client is told: status, JSON body, HTML message, extra headers."""
+
+    code: int
+    body: Mapping[str, Any]
+    msg: str
+    headers: Mapping[str, str] | None = None
+    #: set for a `RedirectException` raised by an HTML resource
+    redirect: RedirectException | None = None
+
+
+def is_synapse_error(exc: BaseException) -> bool:
+    """Whether `exc` describes itself as Synapse's errors do (`code` + `error_dict`)."""
+    return isinstance(getattr(exc, "code", None), int) and callable(getattr(exc, "error_dict", None))
+
+
+def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool = False) -> ErrorDescription:
+    """The one table, logging as Synapse logs: client errors at INFO, the rest at ERROR.
+
+    `html_page`: for an HTML resource, which honours `RedirectException` and
+    shows a plain `CodeMessageException`'s own code and message (a JSON API
+    answers those with a 500, as Synapse does).
+    """
+    if isinstance(exc, HTTPException) and exc.code is not None:
+        # Werkzeug's own errors (body limits, `abort`) as Matrix errors.
+        code = exc.code
+        exc = SynapseError(code, exc.name, _ERRCODES_BY_STATUS.get(code, Codes.UNKNOWN))
+    if isinstance(exc, UnrecognizedRequestError) and request.config.legacy_unrecognized_400:
+        exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
+    if is_synapse_error(exc):
+        return _synapse_error(request, exc)
+    if isinstance(exc, CancelledError):
+        scope = request.cancel_scope
+        if scope is None or not scope.disconnected:
+            logger.error(
+                "Got cancellation before client disconnection from %r: %r",
+                request.servlet_name,
+                request,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        return ErrorDescription(HTTP_STATUS_REQUEST_CANCELLED, _CANCELLED, "Request cancelled")
+    if html_page and isinstance(exc, RedirectException):
+        logger.info("%r redirect to %s", request, exc.location)
+        return ErrorDescription(exc.code, {}, exc.msg, exc.headers, redirect=exc)
+    _log_unexpected(request, exc)
+    if html_page and isinstance(exc, CodeMessageException):
+        return ErrorDescription(exc.code, _INTERNAL_ERROR, exc.msg, exc.headers)
+    return ErrorDescription(HTTPStatus.INTERNAL_SERVER_ERROR, _INTERNAL_ERROR, "Internal server error")
+
+
+def _synapse_error(request: SynapseRequest, exc: Any) -> ErrorDescription:
+    code: int = exc.code
+    msg = str(getattr(exc, "msg", "") or exc)
+    debug_context = getattr(exc, "debug_context", None)
+    if debug_context:
+        logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
+    else:
+        logger.info("%r SynapseError: %s - %s", request, code, msg)
+    headers = getattr(exc, "headers", None)
+    if isinstance(exc, UnrecognizedRequestError) and code == HTTPStatus.BAD_REQUEST:
+        headers = None  # the legacy answer lists no methods
+    return ErrorDescription(code, exc.error_dict(request.config), msg, headers or None)
+
+
+def _log_unexpected(request: SynapseRequest, exc: BaseException) -> None:
+    logger.error(
+        "Failed handle request via %r: %r",
+        request.servlet_name,
+        request,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+
+
+def _with_headers(response: Response, headers: Mapping[str, str] | None) -> Response:
+    if headers:
+        response.headers = merge(response.headers, (safe_header(k, v) for k, v in headers.items()))
+    return response
+
+
+def render_json_error(request: SynapseRequest, exc: BaseException) -> Response:
+    """The JSON error response for `exc`."""
+    error = describe_error(request, exc)
+    return _with_headers(json_response(error.code, error.body), error.headers)
+
+
+def render_html_error(
+    request: SynapseRequest, exc: BaseException, template: str | jinja2.Template
+) -> Response:
+    """The HTML error page for `exc` (`{code}`/`{msg}` in a str, or a jinja2 template)."""
+    error = describe_error(request, exc, html_page=True)
+    if error.redirect is not None:
+        response = redirect_response(error.redirect.location, error.code)
+        for cookie in error.redirect.cookies:
+            value = cookie.decode("latin-1") if isinstance(cookie, bytes) else cookie
+            response.headers.append(safe_header("Set-Cookie", value))
+        return response
+    if isinstance(template, str):
+        page = template.format(code=error.code, msg=html.escape(error.msg))
+    else:
+        page = template.render(code=error.code, msg=error.msg)
+    return _with_headers(html_response(error.code, page), error.headers)
+
+
+def render_error(request: SynapseRequest, exc: BaseException, html_template: Any = None) -> Response:
+    """`exc` rendered for the resource at hand: HTML when it has a template, else JSON."""
+    if html_template is None:
+        return render_json_error(request, exc)
+    return render_html_error(request, exc, html_template)

@@ -1,0 +1,112 @@
+"""The one conversion: whatever a handler returned becomes a `Response`.
+
+Handlers may return `(code, object)`, a `Response` (synwsgi's), a Werkzeug
+`Response` or any other WSGI application, an iterator of body bytes, HTML
+text (from an HTML resource), or None after `respond_with_*`/`finish()`. An
+`async def` handler's coroutine is driven first (`drive`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from types import CoroutineType
+from typing import TYPE_CHECKING, Any, cast
+
+from werkzeug.test import run_wsgi_app
+
+from . import runtime
+from .policy import Kind
+from .responses import Response, html_response, json_response, json_stream_response
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from .request import SynapseRequest
+
+
+def run_coroutine(coro: Any) -> Any:
+    """The default async driver: run an `async def` handler without an event loop.
+
+    A WSGI worker has no loop: handlers may await other coroutines, not
+    futures, Deferreds or asyncio I/O. Plug another driver with
+    `ServerConfig(async_driver=...)` for those.
+    """
+    if type(coro) is not CoroutineType:
+        raise RuntimeError(
+            f"{type(coro).__name__} is awaitable but not a coroutine: the default async driver "
+            "cannot resolve it (plug one with ServerConfig(async_driver=...))"
+        )
+    try:
+        pending = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    coro.close()
+    raise RuntimeError(
+        f"an async handler awaited {type(pending).__name__}, which the default async driver cannot "
+        "resolve (a WSGI worker has no event loop): plug one with ServerConfig(async_driver=...)"
+    )
+
+
+def call(request: SynapseRequest, callback: Any, kwargs: dict[str, Any]) -> Any:
+    """Call a handler, and drive its result if it is awaitable."""
+    result = callback(request, **kwargs)
+    if type(result) is CoroutineType or hasattr(result, "__await__"):
+        driver = request.config.async_driver or run_coroutine
+        return driver(result)
+    return result
+
+
+def to_response(request: SynapseRequest, result: Any, kind: Kind, canonical_json: bool = True) -> Response:
+    """`result` as a `Response`; `kind` is what the resource serves (JSON or HTML)."""
+    if result is None:
+        return _from_request(request)
+    if isinstance(result, Response):
+        return result
+    if isinstance(result, tuple):
+        code, body = result
+        if kind is Kind.HTML:
+            return html_response(code, body)
+        return _json(request, code, body, canonical_json)
+    if kind is Kind.HTML and isinstance(result, (str, bytes)):
+        return html_response(200, result)
+    if callable(result):
+        return run_app(request, cast("WSGIApplication", result))
+    if kind is not Kind.HTML and _is_body_iterator(result):
+        return json_stream_response(200, result)
+    raise TypeError(f"{request.servlet_name} returned {type(result).__name__}, which is not a response")
+
+
+def _json(request: SynapseRequest, code: int, obj: Any, canonical_json: bool) -> Response:
+    config = request.config
+    pieces = runtime.current().big_json(obj, config.large_json_items, config.max_chunk_size)
+    if pieces is not None:
+        return json_stream_response(code, pieces)
+    return json_response(code, obj, canonical_json=canonical_json)
+
+
+def _from_request(request: SynapseRequest) -> Response:
+    """What `respond_with_*` or `write()`/`finish()` left on the request, with its status."""
+    response = request.response
+    if response is not None:
+        response.status = request.code
+        return response
+    if request._written is not None or request.handler_finished:
+        body = b"".join(request._written or ())
+        return Response(request.code, [("Content-Length", str(len(body)))], body)
+    raise RuntimeError(f"{request.servlet_name} returned None without sending a response")
+
+
+def run_app(request: SynapseRequest, app: WSGIApplication) -> Response:
+    """Any WSGI application's answer (a Werkzeug `Response`, say) as a `Response`.
+
+    Werkzeug's `run_wsgi_app` copes with applications that call
+    `start_response` late, from inside their body iterator.
+    """
+    app_iter, status, headers = run_wsgi_app(app, request.environ)
+    return Response(int(status.split(" ", 1)[0]), headers.to_wsgi_list(), app_iter)
+
+
+def _is_body_iterator(result: object) -> bool:
+    return isinstance(result, Iterator) or (
+        isinstance(result, Iterable) and not isinstance(result, (bytes, str, dict, list))
+    )

@@ -1,0 +1,238 @@
+"""What differs between gevent workers and threaded ones, decided in one place.
+
+A gunicorn gevent worker runs thousands of requests as greenlets on one
+thread; sync/gthread workers and the Werkzeug dev server run one request per
+thread. Four things depend on it, and only this module knows which it is:
+
+* **running a `@cancellable` handler**: under gevent a watcher greenlet waits
+  for the client's socket to become readable through the hub (no timer, so
+  a parked long-poll costs no CPU) and throws `CancelledError` into the
+  request's greenlet; threads cannot be interrupted, so a watcher thread sets
+  the scope's flag and the handler stops at its next cancellation point;
+* **bounding a body read**: a socket timeout per wait everywhere, plus a
+  gevent `Timeout` on the whole read (gunicorn's gevent worker would wait
+  forever for a client dripping one byte at a time);
+* **big JSON**: encoded in pieces, letting other greenlets run between
+  them, under gevent only (threads are preempted anyway);
+* **`cooperate()`**: `gevent.idle()` under gevent, nothing on threads.
+
+Either way a watcher stops as soon as the client sends unread bytes (a body,
+a pipelined request): a peek cannot tell those from a client still there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import select
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope
+from .connection import client_gone, peek
+from .jsonenc import is_large, iter_encode_canonical_json
+
+if TYPE_CHECKING:
+    import socket
+
+    from .config import ServerConfig
+
+
+class RequestLike(Protocol):
+    """What the runtime needs of a request (`SynapseRequest` comes after it)."""
+
+    client_socket: socket.socket | None
+    config: ServerConfig
+    cancel_scope: CancelScope | None
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    def get_data(self) -> bytes: ...
+
+
+logger = logging.getLogger(__name__)
+
+
+class ThreadRuntime:
+    """gunicorn sync/gthread, the Werkzeug dev server, and in-process calls."""
+
+    name = "threads"
+
+    def run_cancellable(
+        self, function: Callable[[], Any], sock: socket.socket, scope: CancelScope, poll_interval: float
+    ) -> Any:
+        done = threading.Event()
+        interval_ms = max(1, int(poll_interval * 1000))
+
+        def watch() -> None:
+            try:
+                poller = select.poll()
+                poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+                while not done.is_set():
+                    if not poller.poll(interval_ms) or done.is_set():
+                        continue
+                    if peek(sock) is True:
+                        scope.client_left()
+                    return  # gone, or bytes pending: nothing more to learn
+            except (OSError, ValueError):
+                return  # cannot tell: never read as "gone"
+
+        threading.Thread(target=watch, name="synwsgi-disconnect-watcher", daemon=True).start()
+        try:
+            return function()
+        finally:
+            done.set()  # the watcher ends within one poll period, unjoined
+
+    def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+    def big_json(self, obj: Any, large_items: int, chunk_size: int) -> Iterator[bytes] | None:
+        return None
+
+    def cooperate(self) -> None:
+        return None
+
+
+class GeventRuntime(ThreadRuntime):
+    """gunicorn's gevent worker (sockets monkey-patched)."""
+
+    name = "gevent"
+
+    def __init__(self) -> None:
+        import gevent
+        from gevent.socket import wait_read
+
+        self._gevent = gevent
+        self._wait_read = wait_read
+
+    def run_cancellable(
+        self, function: Callable[[], Any], sock: socket.socket, scope: CancelScope, poll_interval: float
+    ) -> Any:
+        gevent = self._gevent
+        watcher = gevent.spawn(self._watch, sock, gevent.getcurrent(), scope)
+        try:
+            return function()
+        finally:
+            scope.active = False
+            watcher.kill(block=False)
+
+    def _watch(self, sock: socket.socket, target: Any, scope: CancelScope) -> None:
+        try:
+            self._wait_read(sock.fileno())  # a hub io watcher: no CPU while idle
+        except (OSError, ValueError):
+            return
+        if peek(sock) is not True:
+            return  # bytes pending or cannot tell: stop watching
+        scope.client_left()
+        # Thrown from the hub, as Greenlet.kill does; only while the handler runs.
+        self._gevent.get_hub().loop.run_callback(_throw_if_active, target, scope)
+
+    def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
+        timeout: contextlib.AbstractContextManager[object] = self._gevent.Timeout(seconds, TimeoutError)
+        return timeout
+
+    def big_json(self, obj: Any, large_items: int, chunk_size: int) -> Iterator[bytes] | None:
+        if not is_large(obj, large_items):
+            return None
+        # Encoding a big body in one go would freeze every other greenlet.
+        return self._paced(iter_encode_canonical_json(obj, chunk_size))
+
+    def _paced(self, pieces: Iterable[bytes], interval: float = 0.002) -> Iterator[bytes]:
+        """`pieces`, letting other greenlets run whenever producing them took `interval` s.
+
+        Sending already yields whenever the socket is full; yielding after
+        every piece would cost a fast stream a quarter of its throughput.
+        """
+        idle = self._gevent.idle
+        last = time.perf_counter()
+        for piece in pieces:
+            yield piece
+            now = time.perf_counter()
+            if now - last >= interval:
+                idle()
+                last = time.perf_counter()
+
+    def cooperate(self) -> None:
+        self._gevent.idle()
+
+
+def _throw_if_active(target: Any, scope: CancelScope) -> None:
+    if scope.active and not target.dead:
+        target.throw(CancelledError())
+
+
+@functools.cache
+def current() -> ThreadRuntime:
+    """The runtime of this process: gevent when its sockets are monkey-patched.
+
+    Asked at the first request, after gunicorn's gevent worker has patched.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        return GeventRuntime()
+    return ThreadRuntime()
+
+
+def run_handler(request: RequestLike, function: Callable[[], Any], cancellable: bool) -> Any:
+    """Run a handler; a `@cancellable` one is stopped when its client leaves.
+
+    An uncancellable handler runs to its end; a client that left meanwhile
+    is noted (the access log shows `200!`). That costs one syscall, and only
+    for handlers slower than the poll interval.
+    """
+    sock = request.client_socket
+    if cancellable:
+        request.cancel_scope = scope = CancelScope()
+        token = current_scope.set(scope)
+        try:
+            if sock is None:
+                return function()
+            return current().run_cancellable(function, sock, scope, request.config.cancellation_poll_interval)
+        finally:
+            scope.active = False
+            current_scope.reset(token)
+    if sock is None:
+        return function()
+    started = time.monotonic()
+    result = function()
+    if time.monotonic() - started > request.config.cancellation_poll_interval and client_gone(sock):
+        request.cancel_scope = scope = CancelScope()
+        scope.disconnected = True
+    return result
+
+
+def read_within_deadline(request: RequestLike) -> bytes:
+    """Read the body within `body_read_timeout` s + its size at `body_min_rate` B/s.
+
+    A socket timeout bounds each wait for data (a stalled client); the
+    runtime bounds the whole read where it can (a dripping client).
+    """
+    sock = request.client_socket
+    if sock is None:
+        return request.get_data()
+    config = request.config
+    expected = request.content_length or config.max_request_body_size
+    deadline = config.body_read_timeout + expected / config.body_min_rate
+    previous_timeout = sock.gettimeout()
+    sock.settimeout(deadline)
+    try:
+        with current().bounded(deadline):
+            return request.get_data()
+    finally:
+        sock.settimeout(previous_timeout)
+
+
+def cooperate() -> None:
+    """Let other requests run a moment, for handlers doing long CPU-bound work.
+
+    Under gevent one greenlet computing holds up every other request of the
+    worker; this waits until the hub has run the others. On threaded workers
+    it costs nothing. In a `@cancellable` handler it is also a cancellation point.
+    """
+    check_cancelled()
+    current().cooperate()
