@@ -3,6 +3,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 GUNICORN = "gunicorn>=23"
+DOCS = ["sphinx>=7"]
 GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
 TEST = [
     *GEVENT,
@@ -15,6 +16,11 @@ TEST = [
     "ruff>=0.6",
     "types-setuptools",
     "selenium>=4.20,<5",
+    # packaging and docs, checked by tests/deploy
+    *DOCS,
+    "build>=1.0",
+    "twine>=5",
+    "wheel",
 ]
 BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
 
@@ -43,6 +49,7 @@ setup(
         "opentelemetry": ["opentelemetry-api>=1.25"],
         "test": TEST,
         "bench": BENCH,
+        "docs": DOCS,
         "all": sorted(set(TEST + BENCH)),
     },
     classifiers=[
