@@ -25,6 +25,7 @@ from .errors import RequestTooLargeError as RequestTooLargeError
 from .errors import SynapseError as SynapseError
 from .errors import UnrecognizedRequestError as UnrecognizedRequestError
 from .jsonenc import encode_canonical_json as encode_canonical_json
+from .notifier import Notifier as Notifier
 from .request import SynapseRequest as SynapseRequest
 from .request import current_request as current_request
 from .resources import DirectServeHtmlResource as DirectServeHtmlResource
