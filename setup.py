@@ -5,8 +5,11 @@ from setuptools import find_packages, setup
 GUNICORN = "gunicorn>=23"
 DOCS = ["sphinx>=7"]
 GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
+# parse_and_validate_json_object_from_request / validate_json_object (pydantic v2 models)
+PYDANTIC = ["pydantic>=2"]
 TEST = [
     *GEVENT,
+    *PYDANTIC,
     "pytest>=8",
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",
@@ -47,6 +50,7 @@ setup(
         "gunicorn": [GUNICORN],
         "gevent": GEVENT,
         "opentelemetry": ["opentelemetry-api>=1.25"],
+        "pydantic": PYDANTIC,
         "test": TEST,
         "bench": BENCH,
         "docs": DOCS,
