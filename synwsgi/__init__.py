@@ -4,6 +4,12 @@ Layers, each importing only those before it:
 errors -> headers/jsonenc -> responses/body -> routing -> resources/static -> site.
 """
 
+from .auth import Auth as Auth
+from .auth import Requester as Requester
+from .auth import UserID as UserID
+from .auth import create_requester as create_requester
+from .auth import get_access_token_from_request as get_access_token_from_request
+from .auth import has_access_token as has_access_token
 from .body import ResponseAborted as ResponseAborted
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_CANCELLED
 from .cancellation import CancelledError as CancelledError
@@ -78,6 +84,8 @@ from .responses import respond_with_redirect as respond_with_redirect
 from .responses import set_clickjacking_protection_headers as set_clickjacking_protection_headers
 from .responses import set_corp_headers as set_corp_headers
 from .responses import set_cors_headers as set_cors_headers
+from .rest import client_patterns as client_patterns
+from .rest import interactive_auth_handler as interactive_auth_handler
 from .servlet import assert_params_in_dict as assert_params_in_dict
 from .servlet import (
     parse_and_validate_json_object_from_request as parse_and_validate_json_object_from_request,
