@@ -106,5 +106,6 @@ from .servlet import parse_strings_from_args as parse_strings_from_args
 from .servlet import validate_json_object as validate_json_object
 from .site import Site as Site
 from .static import StaticResource as StaticResource
+from .transactions import HttpTransactionCache as HttpTransactionCache
 
 __version__ = "0.1.0"
