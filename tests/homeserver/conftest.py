@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,4 +22,46 @@ def postgres() -> Iterator[PostgresServer]:
     """One throwaway PostgreSQL for the session (fails under CI when missing)."""
     bindir = postgres_binaries_or_fail()
     with running_postgres(bindir) as server:
+        yield server
+
+
+# -- the homeserver under a real gunicorn --------------------------------------
+
+from integration.servers import Server, gunicorn_server  # noqa: E402
+
+HS_CONFIG = PROJECT_ROOT / "examples" / "homeserver" / "gunicorn.conf.py"
+HS_APP = "examples.homeserver.app:app"
+READY_PATH = "/_matrix/client/versions"
+
+
+def homeserver_env(database: str, **extra: str) -> dict[str, str]:
+    return {"SYNWSGI_HS_DATABASE": database, "SYNWSGI_PARKED_POLLS": "1000", **extra}
+
+
+def start_homeserver(
+    database: str, workers: int = 1, **env: str
+) -> contextlib.AbstractContextManager[Server]:
+    """gunicorn with the example's own config file and a gevent worker."""
+    return gunicorn_server(
+        HS_APP,
+        "gevent",
+        workers=workers,
+        config=HS_CONFIG,
+        env=homeserver_env(database, **env),
+        ready_path=READY_PATH,
+        log_level="info",
+        timeout=30.0,
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def homeserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The example homeserver on gunicorn (gevent), on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        database = str(tmp_path_factory.mktemp("hs") / "homeserver.db")
+    else:
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        database = pg.create_database(f"hs_{request.module.__name__.rsplit('.', 1)[-1]}")
+    with start_homeserver(database) as server:
+        server.database = database  # type: ignore[attr-defined]
         yield server
