@@ -17,13 +17,15 @@ in-process, so serve SQLite with one (gevent) worker.
 from __future__ import annotations
 
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
 from synwsgi import JsonResource, Notifier, Site, SynapseRequest
+from synwsgi.auth import Auth, Requester, create_requester
 from synwsgi.notifier import PostgresNotifierRelay
+from synwsgi.transactions import HttpTransactionCache
 
-from ._standin import Auth, HttpTransactionCache, Requester
 from .rooms import RoomHandler, random_string
 from .servlets import account, rooms, sync
 from .store import Database, Store
@@ -54,10 +56,17 @@ class HomeServer:
         self.store = Store(self.db)
         relay = PostgresNotifierRelay(config.database) if self.db.postgres else None
         self.notifier = Notifier(relay)
-        self.auth = Auth(self.store.get_user_by_access_token)
+        self.auth = Auth(self._requester_for_token)
         self.txns = HttpTransactionCache()
         self.rooms = RoomHandler(self.store, self.notifier, config.server_name)
         self.sync = SyncHandler(self.store, self.notifier)
+
+    def _requester_for_token(self, token: str) -> Requester | None:
+        found = self.store.get_user_by_access_token(token)
+        if found is None:
+            return None
+        user_id, device_id, token_id = found
+        return create_requester(user_id, access_token_id=token_id, device_id=device_id)
 
     def qualify(self, user: str) -> str:
         """`alice` or `@alice:server` -> `@alice:server`."""
@@ -70,7 +79,7 @@ class HomeServer:
     def login_response(self, user_id: str, device_id: str | None) -> dict[str, Any]:
         device_id = device_id or random_string(10).upper()
         token = f"syt_{random_string(32)}"
-        self.store.add_access_token(token, user_id, device_id)
+        self.store.add_access_token(token, secrets.randbits(53), user_id, device_id)
         return {
             "user_id": user_id,
             "access_token": token,

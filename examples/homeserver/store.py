@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS users (
     displayname TEXT, avatar_url TEXT
 );
 CREATE TABLE IF NOT EXISTS access_tokens (
-    token TEXT PRIMARY KEY, user_id TEXT NOT NULL, device_id TEXT NOT NULL
+    token TEXT PRIMARY KEY, id BIGINT NOT NULL UNIQUE, user_id TEXT NOT NULL, device_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS access_tokens_user ON access_tokens (user_id);
 CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, creator TEXT NOT NULL);
@@ -310,18 +310,18 @@ class Store:
             row = txn.fetchone("SELECT password_hash FROM users WHERE user_id = ?", (user_id,))
         return row[0] if row else None
 
-    def add_access_token(self, token: str, user_id: str, device_id: str) -> None:
+    def add_access_token(self, token: str, token_id: int, user_id: str, device_id: str) -> None:
         with self.db.transaction() as txn:
             txn.execute(
-                "INSERT INTO access_tokens (token, user_id, device_id) VALUES (?, ?, ?)",
-                (token, user_id, device_id),
+                "INSERT INTO access_tokens (token, id, user_id, device_id) VALUES (?, ?, ?, ?)",
+                (token, token_id, user_id, device_id),
             )
 
-    def get_user_by_access_token(self, token: str) -> tuple[str, str] | None:
-        """(user_id, device_id) for a live token."""
+    def get_user_by_access_token(self, token: str) -> tuple[str, str, int] | None:
+        """(user_id, device_id, token id) for a live token."""
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone("SELECT user_id, device_id FROM access_tokens WHERE token = ?", (token,))
-        return (row[0], row[1]) if row else None
+            row = txn.fetchone("SELECT user_id, device_id, id FROM access_tokens WHERE token = ?", (token,))
+        return (row[0], row[1], int(row[2])) if row else None
 
     def delete_access_token(self, token: str) -> None:
         with self.db.transaction() as txn:

@@ -2,4 +2,5 @@
 
 from __future__ import annotations
 
-from .._standin import client_patterns as client_patterns
+from synwsgi.auth import Requester as Requester
+from synwsgi.rest import client_patterns as client_patterns

@@ -147,8 +147,8 @@ class LogoutServlet(_HsServlet):
     PATTERNS = client_patterns("/logout$", v1=True)
 
     def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
-        requester = self.auth.get_user_by_req(request)
-        self.store.delete_access_token(requester.access_token)
+        self.auth.get_user_by_req(request)
+        self.store.delete_access_token(self.auth.get_access_token_from_request(request))
         return 200, {}
 
 
