@@ -60,6 +60,8 @@ from .errors import UserLockedError as UserLockedError
 from .errors import cs_error as cs_error
 from .jsonenc import encode_canonical_json as encode_canonical_json
 from .notifier import Notifier as Notifier
+from .ratelimiting import Ratelimiter as Ratelimiter
+from .ratelimiting import RatelimitSettings as RatelimitSettings
 from .request import SynapseRequest as SynapseRequest
 from .request import current_request as current_request
 from .resources import DirectServeHtmlResource as DirectServeHtmlResource
