@@ -21,9 +21,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from synwsgi import JsonResource, Notifier, Site, SynapseRequest
+from synwsgi import JsonResource, Notifier, Site
 from synwsgi.auth import Auth, Requester, create_requester
 from synwsgi.notifier import PostgresNotifierRelay
+from synwsgi.ratelimiting import Ratelimiter, RatelimitSettings
 from synwsgi.transactions import HttpTransactionCache
 
 from .rooms import RoomHandler, random_string
@@ -32,18 +33,38 @@ from .store import Database, Store
 from .sync import SyncHandler
 
 
+def _rate(value: str) -> tuple[float, int]:
+    per_second, _, burst = value.partition(",")
+    return float(per_second), int(burst)
+
+
 @dataclass(frozen=True)
 class HomeServerConfig:
     server_name: str = "localhost"
     database: str = "homeserver.db"
     enable_registration: bool = True
+    # (per second, burst) token buckets, as Synapse's rc_* settings. Logins and
+    # registrations by client address; failed logins by account (Synapse's
+    # values); messages by user.
+    rc_login_address: tuple[float, int] = (5.0, 50)
+    rc_login_failed: tuple[float, int] = (0.17, 3)
+    rc_registration: tuple[float, int] = (5.0, 50)
+    rc_message: tuple[float, int] = (50.0, 200)
 
     @classmethod
     def from_env(cls) -> HomeServerConfig:
+        """`SYNWSGI_HS_*` variables; rates as `per_second,burst` (e.g. `SYNWSGI_HS_RC_MESSAGE=0.2,10`)."""
+        env = os.environ
+        rates = {
+            field: _rate(env[f"SYNWSGI_HS_{field.upper()}"])
+            for field in ("rc_login_address", "rc_login_failed", "rc_registration", "rc_message")
+            if f"SYNWSGI_HS_{field.upper()}" in env
+        }
         return cls(
-            server_name=os.environ.get("SYNWSGI_HS_SERVER_NAME", "localhost"),
-            database=os.environ.get("SYNWSGI_HS_DATABASE", "homeserver.db"),
-            enable_registration=os.environ.get("SYNWSGI_HS_REGISTRATION", "1") != "0",
+            server_name=env.get("SYNWSGI_HS_SERVER_NAME", "localhost"),
+            database=env.get("SYNWSGI_HS_DATABASE", "homeserver.db"),
+            enable_registration=env.get("SYNWSGI_HS_REGISTRATION", "1") != "0",
+            **rates,
         )
 
 
@@ -59,6 +80,10 @@ class HomeServer:
         self.auth = Auth(self._requester_for_token)
         self.txns = HttpTransactionCache()
         self.rooms = RoomHandler(self.store, self.notifier, config.server_name)
+        self.login_limiter = _limiter("rc_login.address", config.rc_login_address)
+        self.failed_login_limiter = _limiter("rc_login.failed_attempts", config.rc_login_failed)
+        self.registration_limiter = _limiter("rc_registration", config.rc_registration)
+        self.message_limiter = _limiter("rc_message", config.rc_message)
         self.sync = SyncHandler(self.store, self.notifier)
 
     def _requester_for_token(self, token: str) -> Requester | None:
@@ -87,12 +112,13 @@ class HomeServer:
             "home_server": self.config.server_name,
         }
 
-    def login_ratelimiter_check(self, request: SynapseRequest) -> None:
-        """Where the toolkit's `Ratelimiter` plugs in (per client address)."""
-
     def close(self) -> None:
         self.notifier.close()
         self.db.close()
+
+
+def _limiter(name: str, rate: tuple[float, int]) -> Ratelimiter:
+    return Ratelimiter(cfg=RatelimitSettings(name, per_second=rate[0], burst_count=rate[1]))
 
 
 def create_app(config: HomeServerConfig | None = None, **overrides: Any) -> Site:

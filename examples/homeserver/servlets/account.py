@@ -71,7 +71,7 @@ class LoginServlet(_HsServlet):
 
     def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         body = parse_json_object_from_request(request)
-        self.hs.login_ratelimiter_check(request)
+        self.hs.login_limiter.ratelimit(None, key=request.remote_addr or "-")
         if body.get("type") != "m.login.password":
             raise SynapseError(400, "Unknown login type", Codes.UNKNOWN)
         identifier = body.get("identifier") or {"type": "m.id.user", "user": body.get("user")}
@@ -82,8 +82,11 @@ class LoginServlet(_HsServlet):
         if not isinstance(user, str) or not isinstance(password, str):
             raise SynapseError(400, "Missing user or password", Codes.MISSING_PARAM)
         user_id = self.hs.qualify(user)
+        # Failed attempts per account, as Synapse: checked first, counted on failure.
+        self.hs.failed_login_limiter.ratelimit(None, key=user_id.lower(), update=False)
         stored = self.store.get_password_hash(user_id)
         if stored is None or not check_password(password, stored):
+            self.hs.failed_login_limiter.can_do_action(None, key=user_id.lower())
             raise AuthError(403, "Invalid username or password", Codes.FORBIDDEN)
         device_id = body.get("device_id") if isinstance(body.get("device_id"), str) else None
         return 200, self.hs.login_response(user_id, device_id)
@@ -94,6 +97,7 @@ class RegisterServlet(_HsServlet):
 
     def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         body = parse_json_object_from_request(request)
+        self.hs.registration_limiter.ratelimit(None, key=request.remote_addr or "-")
         if parse_string(request, "kind", default="user") != "user":
             raise SynapseError(403, "Guest access is disabled", Codes.GUEST_ACCESS_FORBIDDEN)
         if not self.hs.config.enable_registration:

@@ -98,6 +98,7 @@ class RoomSendEventServlet(_RoomServlet):
         self, request: SynapseRequest, requester: Any, room_id: str, event_type: str, txn_id: str
     ) -> tuple[int, Any]:
         content = parse_json_object_from_request(request)
+        self.hs.message_limiter.ratelimit(requester)
         txn_key = self.hs.txn_prefix(requester) + txn_id
         event = self.rooms.send_event(requester.user_id, room_id, event_type, content, txn_key=txn_key)
         return 200, {"event_id": event.event_id}
