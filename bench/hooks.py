@@ -32,6 +32,10 @@ NAMES = (PLAIN, PRODUCTION)
 LIMIT = 1.3
 
 
+def _sample(samplers: dict[str, Any], name: str) -> float:
+    return float(samplers[name]())
+
+
 def _child(rounds: int, round_seconds: float, budget_s: float, log_path: str) -> dict[str, Any]:
     import logging
 
@@ -56,7 +60,7 @@ def _child(rounds: int, round_seconds: float, budget_s: float, log_path: str) ->
             notes[name] = check_response(capture(app, environ), case)
             work = partial(call_once, app, environ)
             samplers[name] = loop_sampler(work, calibrate(work, round_seconds), 1, NS_PER_US)
-        results = rotate_rounds(list(samplers), lambda n: samplers[n](), rounds, budget_s / 2)
+        results = rotate_rounds(list(samplers), partial(_sample, samplers), rounds, budget_s / 2)
         out["groups"][case.key] = {"samples": results, "notes": notes}
     handler.flush()
     with open(log_path, "rb") as log:

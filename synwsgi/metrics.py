@@ -9,8 +9,11 @@ explode the series count (unknown paths all count as
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -23,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client import values as prometheus_values
 
 from .accesslog import finished_cpu_usage
 from .hooks import RequestHooks
@@ -43,6 +47,89 @@ _TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 _KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
 
+class _Sink:
+    """Where the updates made when a request finishes go.
+
+    Directly to the metrics, or (prometheus' multiprocess mode, where each
+    update is an mmap'ed file write under a process-wide lock) added up in
+    memory and written in one go at most `interval` seconds later: by a
+    timer armed by the first update of a batch, and at interpreter exit
+    (`atexit`, which gunicorn workers run when they stop). What
+    `/metrics` shows is then at most `interval` old for those series, and
+    the in-flight gauge is this process's count as of the last write (a
+    request that starts and ends within one batch writes nothing there);
+    `requests_received` is always written at once.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._pending: dict[Any, float] = {}
+        #: gauge child -> this process's count (written with `set`)
+        self._gauges: dict[Any, float] = {}
+        self._dirty_gauges: set[Any] = set()
+        self._armed = False
+        atexit.register(self.flush)
+
+    def add(self, updates: tuple[tuple[Any, float], ...]) -> None:
+        with self._lock:
+            pending = self._pending
+            for value, amount in updates:
+                pending[value] = pending.get(value, 0.0) + amount
+            if self._armed:
+                return
+            self._armed = True
+        self._arm()
+
+    def add_to_gauge(self, gauge: Any, delta: float) -> None:
+        with self._lock:
+            self._gauges[gauge] = self._gauges.get(gauge, 0.0) + delta
+            self._dirty_gauges.add(gauge)
+            if self._armed:
+                return
+            self._armed = True
+        self._arm()
+
+    def _arm(self) -> None:
+        timer = threading.Timer(self.interval, self.flush)
+        timer.daemon = True
+        timer.start()
+
+    def flush(self) -> None:
+        """Write every pending update now."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            gauges = [(gauge, self._gauges[gauge]) for gauge in self._dirty_gauges]
+            self._dirty_gauges.clear()
+            self._armed = False
+        for value, amount in pending.items():
+            value.inc(amount)
+        for gauge, count in gauges:
+            gauge.set(count)
+
+
+def _multiprocess_values() -> bool:
+    """Whether prometheus_client writes values to mmap'ed files (chosen at its import)."""
+    return bool(getattr(prometheus_values.ValueClass, "_multiprocess", False))
+
+
+class _CodeChildren:
+    """The children of one (method, servlet, status code)."""
+
+    __slots__ = ("bounds", "buckets", "response_time", "responses", "time_sum", "total")
+
+    def __init__(self, responses: Any, response_time: Any) -> None:
+        self.responses = responses
+        self.response_time = response_time
+        # For batched updates: the values behind them (prometheus_client's
+        # Counter keeps one in `_value`, a Histogram `_sum` and one per
+        # bucket, not cumulative, in `_buckets`).
+        self.total = responses._value
+        self.time_sum = response_time._sum
+        self.buckets = response_time._buckets
+        self.bounds = response_time._upper_bounds
+
+
 class _ServletMetrics:
     """The label children of one (method, servlet), bound once.
 
@@ -59,18 +146,18 @@ class _ServletMetrics:
         self.utime = metrics.ru_utime.labels(method, servlet, tag)
         self.stime = metrics.ru_stime.labels(method, servlet, tag)
         self.size = metrics.response_size.labels(method, servlet, tag)
-        #: status code -> (responses child, response_time child)
-        self.by_code: dict[int | None, tuple[Any, Any]] = {}
+        self.by_code: dict[int | None, _CodeChildren] = {}
 
 
 class ServerMetrics(RequestHooks):
     """Counts requests and responses, time, CPU and bytes by servlet, method and tag.
 
     Per request: one dict lookup finds the pre-bound children of its
-    (servlet, method) and each metric is updated once. In prometheus'
-    multiprocess mode every update is an mmap write, so nothing is updated
+    (servlet, method) and each metric is updated once; nothing is written
     that does not change (a request that used no CPU leaves the CPU
-    counters alone).
+    counters alone). In prometheus' multiprocess mode, where every update
+    is a file write, what a finished request adds is batched (see `_Sink`;
+    `batch_interval` seconds, 0 to write at once).
     """
 
     def __init__(
@@ -78,6 +165,7 @@ class ServerMetrics(RequestHooks):
         registry: CollectorRegistry = REGISTRY,
         tag: str = "synwsgi",
         prefix: str = "synwsgi_http_server",
+        batch_interval: float = 0.25,
     ) -> None:
         self.tag = tag
         by_servlet = ["method", "servlet"]
@@ -107,6 +195,12 @@ class ServerMetrics(RequestHooks):
         self.response_size = counter("response_size_bytes", "Response body bytes", by_tag)
         #: servlet name -> method -> its bound children (nested: no key tuple per request)
         self._records: dict[str, dict[str, _ServletMetrics]] = {}
+        self._sink = _Sink(batch_interval) if batch_interval > 0 and _multiprocess_values() else None
+
+    def flush(self) -> None:
+        """Write what is batched now (nothing is, outside multiprocess mode)."""
+        if self._sink is not None:
+            self._sink.flush()
 
     def _record(self, method: str, servlet: str) -> _ServletMetrics:
         by_method = self._records.get(servlet)
@@ -119,11 +213,11 @@ class ServerMetrics(RequestHooks):
 
     def _code_children(
         self, record: _ServletMetrics, method: str, servlet: str, code: int | None
-    ) -> tuple[Any, Any]:
+    ) -> _CodeChildren:
         children = record.by_code.get(code)
         if children is None:
             label = str(code)
-            children = record.by_code[code] = (
+            children = record.by_code[code] = _CodeChildren(
                 self.responses.labels(method, label),
                 self.response_time.labels(method, servlet, self.tag, label),
             )
@@ -142,7 +236,10 @@ class ServerMetrics(RequestHooks):
         # in flight: request_finished decrements this record's gauge
         request.hook_state[self] = record
         record.received.inc()
-        record.in_flight.inc()
+        if self._sink is None:
+            record.in_flight.inc()
+        else:
+            self._sink.add_to_gauge(record.in_flight, 1.0)
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
         method = request.method
@@ -151,8 +248,12 @@ class ServerMetrics(RequestHooks):
         servlet = request.servlet_name
         state = request.hook_state
         started: _ServletMetrics | None = state.pop(self, None) if state is not None else None
+        sink = self._sink
         if started is not None:
-            started.in_flight.dec()
+            if sink is None:
+                started.in_flight.dec()
+            else:
+                sink.add_to_gauge(started.in_flight, -1.0)
         by_method = self._records.get(servlet)
         record = by_method.get(method) if by_method is not None else None
         if record is None:
@@ -163,17 +264,31 @@ class ServerMetrics(RequestHooks):
         children = record.by_code.get(code)
         if children is None:
             children = self._code_children(record, method, servlet, code)
-        children[0].inc()
         elapsed = time.perf_counter() - request.start_time
-        children[1].observe(elapsed if elapsed > 0.0 else 0.0)
+        if elapsed < 0.0:
+            elapsed = 0.0
         user, system = finished_cpu_usage(request)
-        if user > 0.0:
-            record.utime.inc(user)
-        if system > 0.0:
-            record.stime.inc(system)
         sent = body.bytes_sent
-        if sent:
-            record.size.inc(sent)
+        if sink is None:
+            children.responses.inc()
+            children.response_time.observe(elapsed)
+            if user > 0.0:
+                record.utime.inc(user)
+            if system > 0.0:
+                record.stime.inc(system)
+            if sent:
+                record.size.inc(sent)
+            return
+        sink.add(
+            (
+                (children.total, 1.0),
+                (children.time_sum, elapsed),
+                (children.buckets[bisect_left(children.bounds, elapsed)], 1.0),
+                (record.utime._value, user),
+                (record.stime._value, system),
+                (record.size._value, float(sent)),
+            )
+        )
 
 
 class MetricsResource(Resource):

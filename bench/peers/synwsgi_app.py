@@ -15,6 +15,8 @@ incremental JSON encoding switched off, the baseline of that group.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -197,5 +199,13 @@ def __getattr__(name: str) -> Any:
     if name != "app_production":
         raise AttributeError(name)
     if not _production:
+        access_log = os.environ.get("SYNWSGI_BENCH_ACCESS_LOG")
+        if access_log:  # under gunicorn (bench/load.py): the lines go to this file
+            handler = logging.FileHandler(access_log)
+            handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+            access = logging.getLogger("synwsgi.access")
+            access.addHandler(handler)
+            access.setLevel(logging.INFO)
+            access.propagate = False
         _production.append(create_production_app())
     return _production[0]
