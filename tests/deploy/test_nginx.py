@@ -31,7 +31,7 @@ from tests.deploy.conftest import (
     start_nginx,
 )
 from tests.integration.helpers import demo_stats, request_bytes, wait_for_stat
-from tests.integration.servers import RawResponse, Server, read_response
+from tests.integration.servers import RawResponse, Server, http_get, read_response
 
 CLIENT_ADDRESS = "127.0.0.2"  # nginx connects to gunicorn from 127.0.0.1
 
@@ -313,3 +313,10 @@ def measure_deploy() -> Iterator[dict[str, float]]:
     yield numbers
     for name, value in numbers.items():
         print(f"deploy measurement: {name} = {value:.3f}")
+
+
+def test_metrics_are_not_public(nginx_proxied: Nginx, gunicorn_proxied: Server, cert: Path) -> None:
+    assert fetch(nginx_proxied, cert, "GET", "/metrics").status == 403
+    # ... while they are there for a scraper on the host itself.
+    status, _, body = http_get(gunicorn_proxied, "/metrics")
+    assert status == 200 and b"synwsgi_http_server_requests_received_total" in body
