@@ -9,6 +9,7 @@ limits.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -34,6 +35,14 @@ def test_ported_module_is_the_sed_output_of_the_synapse_one() -> None:
     assert "synapse." not in ported.replace("synapse_notes", "")
     original = (EXAMPLE / "synapse_notes.py").read_text(encoding="utf-8")
     assert original.count("\n") == ported.count("\n")  # same lines: only module paths changed
+
+
+def test_porting_guide_shows_the_same_sed_line() -> None:
+    expressions = re.compile(r"-e '([^']+)'")
+    script = expressions.findall((EXAMPLE / "port.sh").read_text(encoding="utf-8"))
+    guide = expressions.findall((EXAMPLE.parent.parent / "docs" / "porting.rst").read_text(encoding="utf-8"))
+    assert script
+    assert guide == script
 
 
 class FakeClock:

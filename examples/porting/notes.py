@@ -33,7 +33,7 @@ from synwsgi.types import JsonDict, Requester
 from synwsgi.cancellation import cancellable
 
 if TYPE_CHECKING:
-    from synwsgi.resources import HttpServer
+    from synwsgi import HttpServer
     from examples.porting.homeserver import HomeServer
 
 logger = logging.getLogger(__name__)

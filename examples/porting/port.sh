@@ -7,7 +7,7 @@ exec sed -E \
     -e 's/synapse\.api\.errors/synwsgi.errors/g' \
     -e 's/synapse\.api\.auth/synwsgi.auth/g' \
     -e 's/synapse\.http\.servlet/synwsgi.servlet/g' \
-    -e 's/synapse\.http\.server/synwsgi.resources/g' \
+    -e 's/synapse\.http\.server/synwsgi/g' \
     -e 's/synapse\.http\.site/synwsgi.request/g' \
     -e 's/synapse\.rest\.client\._base/synwsgi.rest/g' \
     -e 's/synapse\.rest\.client\.transactions/synwsgi.transactions/g' \
