@@ -22,7 +22,7 @@ import synwsgi  # noqa: E402 - after the path is set
 
 project = "synwsgi"
 author = "synwsgi contributors"
-copyright = "synwsgi contributors, Apache-2.0"  # noqa: A001 - Sphinx's name
+copyright = "synwsgi contributors, Apache-2.0"
 release = synwsgi.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -69,7 +69,9 @@ def _public_modules() -> list[str]:
 
 def _api_sections() -> str:
     exported = set(getattr(synwsgi, "__all__", ())) or {
-        name for name, value in vars(synwsgi).items() if not name.startswith("_") and not inspect.ismodule(value)
+        name
+        for name, value in vars(synwsgi).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
     }
     parts = []
     for module in _public_modules():
