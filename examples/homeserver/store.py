@@ -50,6 +50,7 @@ CREATE TABLE IF NOT EXISTS events (
     origin_server_ts BIGINT NOT NULL, txn_key TEXT UNIQUE
 );
 CREATE INDEX IF NOT EXISTS events_room ON events (room_id, stream_ordering);
+CREATE INDEX IF NOT EXISTS events_state_key ON events (state_key, stream_ordering);
 CREATE TABLE IF NOT EXISTS current_state (
     room_id TEXT NOT NULL, type TEXT NOT NULL, state_key TEXT NOT NULL, event_id TEXT NOT NULL,
     stream_ordering BIGINT NOT NULL, membership TEXT, PRIMARY KEY (room_id, type, state_key)
@@ -475,6 +476,15 @@ class Store:
             (user_id, *wanted),
         )
         return [row[0] for row in rows]
+
+    def get_memberships_for_user(self, user_id: str, txn: Txn) -> list[tuple[str, str]]:
+        """(room_id, membership) of every room the user is in or invited to."""
+        rows = txn.fetchall(
+            "SELECT room_id, membership FROM current_state WHERE state_key = ? AND type = 'm.room.member'"
+            " AND membership IN ('join', 'invite') ORDER BY room_id",
+            (user_id,),
+        )
+        return [(row[0], row[1]) for row in rows]
 
     def get_membership_changes(self, txn: Txn, user_id: str, since: int, upto: int) -> list[Event]:
         """The user's own membership events in (since, upto]."""

@@ -9,6 +9,8 @@ As in Synapse, a sync without `since` (or with `full_state`) answers at once.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,8 @@ from .rooms import now_ms
 from .store import Event, JsonDict, Store, Txn
 
 DEFAULT_TIMELINE_LIMIT = 10
+# Room reads kept for the waiters that one write wakes together.
+ROOM_CACHE_SIZE = 2048
 
 
 def parse_token(token: str | None) -> int | None:
@@ -78,6 +82,10 @@ class SyncHandler:
     def __init__(self, store: Store, notifier: Notifier) -> None:
         self.store = store
         self.notifier = notifier
+        self._cache_lock = threading.Lock()
+        self._room_cache: OrderedDict[tuple[str, int, int, int], tuple[list[Event], list[JsonDict]]] = (
+            OrderedDict()
+        )
 
     def wait_for_sync_for_user(self, config: SyncConfig, since: int | None, timeout_ms: int) -> SyncResult:
         if since is None or config.full_state or timeout_ms <= 0:
@@ -99,7 +107,9 @@ class SyncHandler:
         if since is not None and since >= upto and not config.full_state:
             return result
         after = since or 0
-        joined = store.get_rooms_for_user(user_id, ("join",), txn)
+        memberships = store.get_memberships_for_user(user_id, txn)
+        joined = [room for room, membership in memberships if membership == "join"]
+        invited = [room for room, membership in memberships if membership == "invite"]
         changes = store.get_membership_changes(txn, user_id, after, upto) if since is not None else []
         last_change = {event.room_id: event for event in changes}
         newly_joined = {
@@ -112,7 +122,6 @@ class SyncHandler:
             if room is not None:
                 result.joined[room_id] = room
 
-        invited = store.get_rooms_for_user(user_id, ("invite",), txn)
         for room_id in invited:
             if since is None or room_id in last_change:
                 result.invited[room_id] = {
@@ -148,10 +157,9 @@ class SyncHandler:
         """A joined room's section: the whole room when `since` is None, else what changed."""
         store = self.store
         limit = config.timeline_limit
-        newest = store.get_room_events(txn, room_id, since or 0, upto, limit + 1)
+        newest, ephemeral = self._room_changes(txn, room_id, since or 0, upto, limit + 1)
         limited = len(newest) > limit
         timeline = list(reversed(newest[:limit]))
-        ephemeral = self._ephemeral(txn, room_id, since or 0, upto)
         if since is not None and not timeline and not ephemeral:
             return None
         in_timeline = {event.event_id for event in timeline}
@@ -190,6 +198,32 @@ class SyncHandler:
         if joined_count is not None:
             room["summary"] = {"m.joined_member_count": joined_count}
         return room
+
+    def _room_changes(
+        self, txn: Txn, room_id: str, since: int, upto: int, limit: int
+    ) -> tuple[list[Event], list[JsonDict]]:
+        """A room's newest events and its ephemeral events in (since, upto], shared by users.
+
+        When one message wakes thousands of long-polls, they all ask this of
+        the same room with the same `since` and `upto`: the answer is read
+        once and kept (events are immutable; only positions already
+        committed are asked for). Per-user parts are added by the caller.
+        """
+        key = (room_id, since, upto, limit)
+        with self._cache_lock:
+            cached = self._room_cache.get(key)
+            if cached is not None:
+                self._room_cache.move_to_end(key)
+                return cached
+        result = (
+            self.store.get_room_events(txn, room_id, since, upto, limit),
+            self._ephemeral(txn, room_id, since, upto),
+        )
+        with self._cache_lock:
+            self._room_cache[key] = result
+            if len(self._room_cache) > ROOM_CACHE_SIZE:
+                self._room_cache.popitem(last=False)
+        return result
 
     def _ephemeral(self, txn: Txn, room_id: str, since: int, upto: int) -> list[JsonDict]:
         events: list[JsonDict] = []

@@ -7,6 +7,7 @@ wait) runs under a real gunicorn gevent worker in `test_notifier_served.py`.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,8 +17,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from werkzeug.serving import make_server
 
-from synwsgi import Notifier
+from synwsgi import JsonResource, Notifier, RestServlet, Site, SynapseRequest, cancellable
 from synwsgi.notifier import PostgresNotifierRelay
 
 from .conftest import PROJECT_ROOT
@@ -154,33 +156,41 @@ def test_many_threads_each_woken_once() -> None:
     assert notifier.count_waiters() == 0
 
 
-def test_wait_in_a_cancelled_thread_stops_at_the_next_slice() -> None:
-    """On threads, the wait checks the request's cancellation flag between slices."""
-    from synwsgi.cancellation import CancelledError, CancelScope, run_cancellable
+def test_a_client_leaving_ends_a_threaded_wait() -> None:
+    """On threads, the wait checks the request's cancellation flag between slices.
 
+    Werkzeug's threaded server, in this process: the disconnect watcher thread
+    sets the flag when the client closes, and the parked handler leaves its
+    wait within a slice (`cancellation_poll_interval`, 50 ms).
+    """
     notifier = Notifier()
-    scope = CancelScope()
-    outcome: list[object] = []
 
-    def handler() -> object:
-        return notifier.wait_for_events({"!room"}, 0, 10_000, lambda pos: [])
+    class Wait(RestServlet):
+        PATTERNS = ["/wait"]
 
-    def run() -> None:
-        try:
-            outcome.append(run_cancellable(handler, None, 0.05, scope))
-        except CancelledError as exc:
-            outcome.append(exc)
+        @cancellable
+        def on_GET(self, request: SynapseRequest) -> tuple[int, object]:
+            return 200, {"got": notifier.wait_for_events({"!room"}, 0, 10_000, lambda pos: [])}
 
-    thread = threading.Thread(target=run)
+    resource = JsonResource()
+    Wait().register(resource)
+    server = make_server("127.0.0.1", 0, Site({"/": resource}), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    time.sleep(0.2)
-    assert notifier.count_waiters() == 1
-    cancelled_at = time.monotonic()
-    scope.cancel()  # what the disconnect watcher thread does
-    thread.join(2)
-    assert isinstance(outcome[0], CancelledError)
-    assert time.monotonic() - cancelled_at < 0.2
-    assert notifier.count_waiters() == 0
+    try:
+        client = socket.create_connection(("127.0.0.1", server.server_port))
+        client.sendall(b"GET /wait HTTP/1.1\r\nHost: x\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while notifier.count_waiters() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        left_at = time.monotonic()
+        client.close()
+        while notifier.count_waiters():
+            assert time.monotonic() - left_at < 0.5, "the wait outlived its client"
+            time.sleep(0.005)
+    finally:
+        server.shutdown()
 
 
 # -- the PostgreSQL relay ------------------------------------------------------
