@@ -216,18 +216,17 @@ QueryArgs: TypeAlias = Mapping[bytes, Sequence[bytes]] | Mapping[str, Sequence[s
 
 def _arg_values(args: QueryArgs, name: str | bytes) -> list[bytes] | None:
     """Every value of `name` in `args` as bytes; None when it is absent."""
-    if isinstance(name, bytes):
-        key_bytes, key_text = name, name.decode("utf-8", "surrogateescape")
-    else:
-        key_bytes, key_text = name.encode("utf-8", "surrogateescape"), name
+    key_bytes = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
     mapping: Mapping[Any, Any] = args
-    if key_bytes in mapping:
-        raw = mapping[key_bytes]
-    elif key_text in mapping:
+    raw = mapping.get(key_bytes)
+    if raw is None:
+        key_text = name if isinstance(name, str) else name.decode("utf-8", "surrogateescape")
+        if key_text not in mapping:
+            return None
         getlist = getattr(mapping, "getlist", None)  # a MultiDict's [] is only the first value
         raw = getlist(key_text) if getlist is not None else mapping[key_text]
-    else:
-        return None
+    elif type(raw) is list and raw and type(raw[0]) is bytes:
+        return raw  # Synapse's shape, as request.args has it: nothing to convert
     if isinstance(raw, (bytes, str)):
         raw = [raw]
     values = [value if isinstance(value, bytes) else str(value).encode("utf-8") for value in raw]
