@@ -9,6 +9,7 @@ up without editing the page), and ``benchmarks.rst`` gets the README's
 from __future__ import annotations
 
 import inspect
+import logging
 import pkgutil
 import re
 import sys
@@ -76,9 +77,25 @@ def _api_sections() -> str:
     parts = []
     for module in _public_modules():
         title = f"``{module}``"
-        parts += [title, "-" * len(title), "", f".. automodule:: {module}", "   :members:"]
+        parts += [
+            title,
+            "-" * len(title),
+            "",
+            f".. automodule:: {module}",
+            "   :members:",
+            "   :undoc-members:",
+        ]
         # Names exported by the package are documented once, under `synwsgi`.
-        own = sorted(name for name in exported if getattr(sys.modules.get(module), name, None) is not None)
+        # Constants stay in their module's section: autodoc reads their `#:`
+        # comment there, and would not find it from the package.
+        own = sorted(
+            name
+            for name in exported
+            if (
+                inspect.isclass(value := getattr(sys.modules.get(module), name, None))
+                or inspect.isroutine(value)
+            )
+        )
         if own:
             parts.append(f"   :exclude-members: {', '.join(own)}")
         parts.append("")
@@ -116,6 +133,12 @@ def _docstring_markup(app: Any, what: str, name: str, obj: Any, options: Any, li
     lines[:] = [_GLUED_BACKTICK.sub(r"\1\\ ", line) for line in lines]
 
 
+def _skip_loggers(app: Any, what: str, name: str, obj: Any, skip: bool, options: Any) -> bool | None:
+    """Module-level `logger` objects are not API."""
+    return True if isinstance(obj, logging.Logger) else None
+
+
 def setup(app: Any) -> None:
+    app.connect("autodoc-skip-member", _skip_loggers)
     app.connect("source-read", _fill_placeholders)
     app.connect("autodoc-process-docstring", _docstring_markup)

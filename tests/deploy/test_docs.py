@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.deploy._undocumented import KNOWN_UNDOCUMENTED
 from tests.integration.servers import PROJECT_ROOT
 
 DOCS = PROJECT_ROOT / "docs"
@@ -98,7 +99,10 @@ def test_api_reference_documents_every_exported_name(html: Path) -> None:
         for name, value in vars(synwsgi).items()
         if not name.startswith("_") and not isinstance(value, type(sys))
     ]
-    missing = [name for name in names if f'id="synwsgi.{name}"' not in page]
+    # Classes and functions under `synwsgi`, constants under the module that defines them
+    # (autodoc shows a constant only with its `#:` comment: test_public_api lists those missing).
+    names = [name for name in names if name not in KNOWN_UNDOCUMENTED]
+    missing = [name for name in names if not re.search(rf'id="synwsgi\.(\w+\.)?{name}"', page)]
     assert not missing, f"not in the API reference: {missing}"
 
 
