@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import enum
 import json
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from _helpers import assert_json_error, assert_json_response, json_client
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pydantic import BaseModel, field_validator
 from werkzeug.datastructures import MultiDict
 from werkzeug.test import Client
@@ -356,3 +359,40 @@ def test_names_exported_at_top_level_and_restservlet_from_servlet() -> None:
     ):
         assert getattr(synwsgi, name) is getattr(servlet, name)
     assert servlet.RestServlet is synwsgi.RestServlet
+
+
+# -- any input: a 200 or a 4xx with an errcode, never a 500 ----------------------------------
+
+
+@pytest.fixture(scope="module")
+def everything_client() -> Client:
+    def handler(request: SynapseRequest) -> Any:
+        direction = parse_enum(request, "e", Direction)
+        return {
+            "i": parse_integer(request, "i", negative=True),
+            "b": parse_boolean(request, "b"),
+            "s": parse_string(request, "s", allowed_values=None),
+            "u": parse_string(request, "u", encoding="utf-8"),
+            "ss": parse_strings_from_args(request.args, "ss"),
+            "e": direction.value if direction is not None else None,
+            "j": parse_json(request, "j"),
+        }
+
+    return client_for(handler)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.sampled_from(["i", "b", "s", "u", "ss", "e", "j"]),
+    raw=st.binary(max_size=40),
+    repeat=st.integers(min_value=1, max_value=3),
+)
+def test_any_query_value_is_a_200_or_a_400(
+    everything_client: Client, name: str, raw: bytes, repeat: int
+) -> None:
+    value = urllib.parse.quote_from_bytes(raw, safe="")
+    response = everything_client.get("/p?" + "&".join([f"{name}={value}"] * repeat))
+    assert response.status_code in (200, 400), (raw, response.data)
+    body = response.get_json()
+    if response.status_code == 400:
+        assert body["errcode"] in ("M_INVALID_PARAM", "M_UNKNOWN", "M_NOT_JSON")
