@@ -3,9 +3,16 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 GUNICORN = "gunicorn>=23"
+DOCS = ["sphinx>=7"]
 GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
+# parse_and_validate_json_object_from_request / validate_json_object (pydantic v2 models)
+PYDANTIC = ["pydantic>=2"]
+# the notifier's PostgreSQL relay and examples/homeserver on PostgreSQL
+# (3.2: Connection.notifies(timeout=); gevent-cooperative since 3.1.14)
+HOMESERVER = ["psycopg[binary]>=3.2"]
 TEST = [
     *GEVENT,
+    *PYDANTIC,
     "pytest>=8",
     "pytest-timeout>=2.3",
     "hypothesis>=6.100",
@@ -15,6 +22,15 @@ TEST = [
     "ruff>=0.6",
     "types-setuptools",
     "selenium>=4.20,<5",
+    # packaging and docs, checked by tests/deploy
+    *DOCS,
+    "build>=1.0",
+    "twine>=5",
+    "wheel",
+    # examples/homeserver, driven by two real Matrix client libraries
+    *HOMESERVER,
+    "matrix-nio>=0.24",
+    "mautrix>=0.20",
 ]
 BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
 
@@ -41,8 +57,11 @@ setup(
         "gunicorn": [GUNICORN],
         "gevent": GEVENT,
         "opentelemetry": ["opentelemetry-api>=1.25"],
+        "pydantic": PYDANTIC,
+        "homeserver": [*GEVENT, *HOMESERVER],
         "test": TEST,
         "bench": BENCH,
+        "docs": DOCS,
         "all": sorted(set(TEST + BENCH)),
     },
     classifiers=[

@@ -18,6 +18,10 @@ SYNWSGI_APP_SPEC = "bench.peers.synwsgi_app:app"
 #: the same app with the access log, metrics and tracing hooks (in-process rows only)
 SYNWSGI_OBSERVED = "synwsgi+observability"
 SYNWSGI_OBSERVED_SPEC = "bench.peers.synwsgi_app:app_observed"
+#: the same app with the production hooks (access log to a file, metrics in
+#: multiprocess mode), under gunicorn (load rows)
+SYNWSGI_PRODUCTION = "synwsgi+hooks"
+SYNWSGI_PRODUCTION_SPEC = "bench.peers.synwsgi_app:app_production"
 
 
 def import_attr(module: str, attr: str) -> Any:
@@ -41,4 +45,6 @@ def gunicorn_spec(name: str) -> str:
     """The ``module:attr`` gunicorn should load for peer ``name`` or synwsgi."""
     if name == SYNWSGI:
         return SYNWSGI_APP_SPEC
+    if name == SYNWSGI_PRODUCTION:
+        return SYNWSGI_PRODUCTION_SPEC
     return f"bench.peers.{PEER_MODULES[name]}:app"

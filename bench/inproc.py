@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from bench.candidates import SYNWSGI, SYNWSGI_OBSERVED, SYNWSGI_OBSERVED_SPEC, load_peer, load_synwsgi_app
-from bench.model import Group, Target
+from bench.model import Group, Row, Target
 from bench.peers import PEER_MODULES
 from bench.peers.common import JSON_HEADERS, NOT_FOUND_BODY, state_body
 from bench.timing import NS_PER_US, Prepared, calibrate, loop_sampler, measure_group
@@ -20,6 +20,8 @@ from bench.wsgi_call import (
 )
 
 BASELINE = "raw"
+FALCON = "falcon"
+VS_FALCON = "synwsgi (vs falcon)"
 HARNESS = "harness (null app)"
 NAMES: tuple[str, ...] = (*PEER_MODULES, SYNWSGI, SYNWSGI_OBSERVED, HARNESS)
 
@@ -35,6 +37,7 @@ class Case:
     status: str  # expected status code
     body: bytes
     limit: float  # synwsgi target: at most ``limit`` x raw
+    falcon_limit: float  # and at most ``falcon_limit`` x Falcon
 
 
 STATE_CASE = Case(
@@ -44,6 +47,7 @@ STATE_CASE = Case(
     "200",
     state_body(ROOM_ID, EVENT_TYPE),
     2.0,
+    0.9,
 )
 NOT_FOUND_CASE = Case(
     "inproc-404",
@@ -52,6 +56,7 @@ NOT_FOUND_CASE = Case(
     "404",
     NOT_FOUND_BODY,
     8.0,
+    1.0,
 )
 CASES = (STATE_CASE, NOT_FOUND_CASE)
 
@@ -99,7 +104,15 @@ def run_case(case: Case, rounds: int, round_seconds: float, budget_s: float) -> 
         note=f"GET {case.target}; includes harness cost (see '{HARNESS}' row)",
     )
     prepare = partial(_prepare, case=case, round_seconds=round_seconds)
-    return measure_group(group, NAMES, prepare, rounds, budget_s)
+    measure_group(group, NAMES, prepare, rounds, budget_s)
+    # The same samples judged against Falcon (one target per row).
+    mine = group.row(SYNWSGI)
+    if mine is not None:
+        row = Row(VS_FALCON, list(mine.samples), mine.status, mine.note)
+        group.rows.insert(group.rows.index(mine) + 1, row)
+        label = f"<={case.falcon_limit:g}x falcon"
+        group.targets[VS_FALCON] = Target("<=", case.falcon_limit, label, FALCON)
+    return group
 
 
 def run_inproc(rounds: int, round_seconds: float, budget_s: float) -> list[Group]:

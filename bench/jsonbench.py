@@ -19,7 +19,7 @@ Encoder = Callable[[Any], bytes]
 CANONICALJSON = "canonicaljson"
 ORJSON = "orjson OPT_SORT_KEYS"
 NAMES = (CANONICALJSON, ORJSON, SYNWSGI)
-TARGET = Target("<=", 0.12, "<=0.12x canonicaljson", CANONICALJSON)
+TARGET = Target("<=", 0.10, "<=0.10x canonicaljson", CANONICALJSON)
 SIZE_PROBE_EVENTS = 1000
 
 

@@ -117,12 +117,24 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
 
 
 def start_gunicorn(name: str, worker_class: str, log_dir: Path) -> Server:
-    """Start gunicorn for ``name`` in its own session; caller must stop it."""
+    """Start gunicorn for ``name`` in its own session; caller must stop it.
+
+    Every server gets a fresh ``PROMETHEUS_MULTIPROC_DIR`` (as the repo's
+    gunicorn.conf.py sets one) and ``SYNWSGI_BENCH_ACCESS_LOG``, the file
+    the production-hooks app writes its access lines to."""
     port = free_port()
     log_path = log_dir / f"gunicorn-{name}-{worker_class}-{port}.log"
+    metrics_dir = log_dir / f"prometheus-{name}-{worker_class}-{port}"
+    metrics_dir.mkdir()
+    env = {
+        **os.environ,
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "SYNWSGI_BENCH_ACCESS_LOG": str(log_dir / f"access-{name}-{worker_class}-{port}.log"),
+    }
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             gunicorn_command(gunicorn_spec(name), worker_class, port),
+            env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from bench.fairness import fairness_bench
+from bench.hooks import run_hooks_inproc
 from bench.hubstall import hub_stall_bench
 from bench.inproc import run_inproc
 from bench.jsonbench import run_json
@@ -53,6 +55,7 @@ class Settings:
     load_warmup_s: int
     stream_bytes: int
     stream_reps: int
+    fairness_reps: int
     section_limit_s: int  # hard cap per section (watchdog against hangs)
 
 
@@ -61,7 +64,7 @@ FULL = Settings(
     routing_rounds=15, routing_round_s=0.05, routing_budget_s=30,
     json_mb=20, json_rounds=7, json_budget_s=60,
     load_seconds=10, load_reps=3, load_warmup_s=2,
-    stream_bytes=200 * 2**20, stream_reps=5,
+    stream_bytes=200 * 2**20, stream_reps=5, fairness_reps=7,
     section_limit_s=600,
 )  # fmt: skip
 QUICK = Settings(
@@ -69,7 +72,7 @@ QUICK = Settings(
     routing_rounds=5, routing_round_s=0.02, routing_budget_s=10,
     json_mb=20, json_rounds=3, json_budget_s=20,
     load_seconds=3, load_reps=3, load_warmup_s=1,
-    stream_bytes=64 * 2**20, stream_reps=3,
+    stream_bytes=64 * 2**20, stream_reps=3, fairness_reps=3,
     section_limit_s=240,
 )  # fmt: skip
 
@@ -88,6 +91,8 @@ SECTIONS: dict[str, Section] = {
     "load": lambda s, logs: run_load(s.load_seconds, s.load_reps, s.load_warmup_s, logs),
     "stream": lambda s, logs: run_streaming(s.stream_bytes, s.stream_reps, logs),
     "hubstall": _hubstall,
+    "hooks": lambda s, _: run_hooks_inproc(s.inproc_rounds, s.inproc_round_s, s.inproc_budget_s / 2),
+    "fairness": lambda s, logs: [fairness_bench(s.fairness_reps, s.json_mb, logs)],
 }
 
 

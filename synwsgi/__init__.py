@@ -15,12 +15,18 @@ The life of a request (`Site.wsgi_app`, one `try` around all of it):
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, body, devserver
--> paths, policy, runtime -> compat, responses, routing -> request
--> errormap, hooks, logcontext, resources, results, servlet
--> accesslog, metrics, static, tracing, site.
+errors, config, headers, jsonenc, cancellation, connection, body, devserver, transactions
+-> paths, policy, runtime, rest -> compat, responses, routing -> request
+-> errormap, hooks, logcontext, notifier, resources, results
+-> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
 """
 
+from .auth import Auth as Auth
+from .auth import Requester as Requester
+from .auth import UserID as UserID
+from .auth import create_requester as create_requester
+from .auth import get_access_token_from_request as get_access_token_from_request
+from .auth import has_access_token as has_access_token
 from .body import ResponseAborted as ResponseAborted
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_CANCELLED
 from .cancellation import CancelledError as CancelledError
@@ -33,16 +39,47 @@ from .errormap import is_synapse_error as is_synapse_error
 from .errors import AuthError as AuthError
 from .errors import CodeMessageException as CodeMessageException
 from .errors import Codes as Codes
+from .errors import ConsentNotGivenError as ConsentNotGivenError
+from .errors import EventSizeError as EventSizeError
+from .errors import FederationDeniedError as FederationDeniedError
+from .errors import HttpResponseException as HttpResponseException
+from .errors import IncompatibleRoomVersionError as IncompatibleRoomVersionError
+from .errors import InteractiveAuthIncompleteError as InteractiveAuthIncompleteError
+from .errors import InvalidAPICallError as InvalidAPICallError
+from .errors import InvalidCaptchaError as InvalidCaptchaError
+from .errors import InvalidClientCredentialsError as InvalidClientCredentialsError
 from .errors import InvalidClientTokenError as InvalidClientTokenError
+from .errors import InvalidProxyCredentialsError as InvalidProxyCredentialsError
 from .errors import LimitExceededError as LimitExceededError
+from .errors import LoginError as LoginError
 from .errors import MissingClientTokenError as MissingClientTokenError
+from .errors import NotApprovedError as NotApprovedError
 from .errors import NotFoundError as NotFoundError
+from .errors import OAuthInsufficientScopeError as OAuthInsufficientScopeError
+from .errors import PartialStateConflictError as PartialStateConflictError
+from .errors import PasswordRefusedError as PasswordRefusedError
+from .errors import ProxiedRequestError as ProxiedRequestError
 from .errors import RedirectException as RedirectException
+from .errors import RequestSendFailed as RequestSendFailed
 from .errors import RequestTooLargeError as RequestTooLargeError
+from .errors import ResourceLimitError as ResourceLimitError
+from .errors import RoomKeysVersionError as RoomKeysVersionError
+from .errors import ShadowBanError as ShadowBanError
+from .errors import StoreError as StoreError
 from .errors import SynapseError as SynapseError
+from .errors import ThreepidValidationError as ThreepidValidationError
 from .errors import UnrecognizedRequestError as UnrecognizedRequestError
+from .errors import UnredactedContentDeletedError as UnredactedContentDeletedError
+from .errors import UnstableSpecAuthError as UnstableSpecAuthError
+from .errors import UnsupportedRoomVersionError as UnsupportedRoomVersionError
+from .errors import UserDeactivatedError as UserDeactivatedError
+from .errors import UserLockedError as UserLockedError
+from .errors import cs_error as cs_error
 from .jsonenc import encode_canonical_json as encode_canonical_json
+from .notifier import Notifier as Notifier
 from .policy import Kind as Kind
+from .ratelimiting import Ratelimiter as Ratelimiter
+from .ratelimiting import RatelimitSettings as RatelimitSettings
 from .request import SynapseRequest as SynapseRequest
 from .request import current_request as current_request
 from .request import read_body as read_body
@@ -69,13 +106,29 @@ from .responses import respond_with_redirect as respond_with_redirect
 from .responses import set_clickjacking_protection_headers as set_clickjacking_protection_headers
 from .responses import set_corp_headers as set_corp_headers
 from .responses import set_cors_headers as set_cors_headers
+from .rest import client_patterns as client_patterns
+from .rest import interactive_auth_handler as interactive_auth_handler
 from .runtime import cooperate as cooperate
+from .servlet import assert_params_in_dict as assert_params_in_dict
+from .servlet import (
+    parse_and_validate_json_object_from_request as parse_and_validate_json_object_from_request,
+)
 from .servlet import parse_boolean as parse_boolean
+from .servlet import parse_boolean_from_args as parse_boolean_from_args
+from .servlet import parse_bytes_from_args as parse_bytes_from_args
+from .servlet import parse_enum as parse_enum
 from .servlet import parse_integer as parse_integer
+from .servlet import parse_integer_from_args as parse_integer_from_args
+from .servlet import parse_json as parse_json
+from .servlet import parse_json_from_args as parse_json_from_args
 from .servlet import parse_json_object_from_request as parse_json_object_from_request
 from .servlet import parse_json_value_from_request as parse_json_value_from_request
 from .servlet import parse_string as parse_string
+from .servlet import parse_string_from_args as parse_string_from_args
+from .servlet import parse_strings_from_args as parse_strings_from_args
+from .servlet import validate_json_object as validate_json_object
 from .site import Site as Site
 from .static import StaticResource as StaticResource
+from .transactions import HttpTransactionCache as HttpTransactionCache
 
 __version__ = "0.1.0"

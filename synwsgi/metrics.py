@@ -9,8 +9,11 @@ explode the series count (unknown paths all count as
 
 from __future__ import annotations
 
+import atexit
 import os
+import threading
 import time
+from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
@@ -23,7 +26,9 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client import values as prometheus_values
 
+from .accesslog import finished_cpu_usage
 from .hooks import RequestHooks
 from .policy import Kind
 from .resources import Handler, Resource, method_not_allowed
@@ -36,23 +41,130 @@ if TYPE_CHECKING:
 _TIME_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
+# The method as a label value: any method is allowed on the wire, so the odd
+# ones share the value "OTHER" rather than each making new series.
 _KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
 
-def _method_label(method: str) -> str:
-    """The method as a label value: any method is allowed on the wire, so the
-    odd ones share one value rather than each making new series."""
-    return method if method in _KNOWN_METHODS else "OTHER"
+class _Sink:
+    """Where the updates made when a request finishes go.
+
+    Directly to the metrics, or (prometheus' multiprocess mode, where each
+    update is an mmap'ed file write under a process-wide lock) added up in
+    memory and written in one go at most `interval` seconds later: by a
+    timer armed by the first update of a batch, and at interpreter exit
+    (`atexit`, which gunicorn workers run when they stop). What
+    `/metrics` shows is then at most `interval` old for those series, and
+    the in-flight gauge is this process's count as of the last write (a
+    request that starts and ends within one batch writes nothing there);
+    `requests_received` is always written at once.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._pending: dict[Any, float] = {}
+        #: gauge child -> this process's count (written with `set`)
+        self._gauges: dict[Any, float] = {}
+        self._dirty_gauges: set[Any] = set()
+        self._armed = False
+        atexit.register(self.flush)
+
+    def add(self, updates: tuple[tuple[Any, float], ...]) -> None:
+        with self._lock:
+            pending = self._pending
+            for value, amount in updates:
+                pending[value] = pending.get(value, 0.0) + amount
+            if self._armed:
+                return
+            self._armed = True
+        self._arm()
+
+    def add_to_gauge(self, gauge: Any, delta: float) -> None:
+        with self._lock:
+            self._gauges[gauge] = self._gauges.get(gauge, 0.0) + delta
+            self._dirty_gauges.add(gauge)
+            if self._armed:
+                return
+            self._armed = True
+        self._arm()
+
+    def _arm(self) -> None:
+        timer = threading.Timer(self.interval, self.flush)
+        timer.daemon = True
+        timer.start()
+
+    def flush(self) -> None:
+        """Write every pending update now."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+            gauges = [(gauge, self._gauges[gauge]) for gauge in self._dirty_gauges]
+            self._dirty_gauges.clear()
+            self._armed = False
+        for value, amount in pending.items():
+            value.inc(amount)
+        for gauge, count in gauges:
+            gauge.set(count)
+
+
+def _multiprocess_values() -> bool:
+    """Whether prometheus_client writes values to mmap'ed files (chosen at its import)."""
+    return bool(getattr(prometheus_values.ValueClass, "_multiprocess", False))
+
+
+class _CodeChildren:
+    """The children of one (method, servlet, status code)."""
+
+    __slots__ = ("bounds", "buckets", "response_time", "responses", "time_sum", "total")
+
+    def __init__(self, responses: Any, response_time: Any) -> None:
+        self.responses = responses
+        self.response_time = response_time
+        # For batched updates: the values behind them (prometheus_client's
+        # Counter keeps one in `_value`, a Histogram `_sum` and one per
+        # bucket, not cumulative, in `_buckets`).
+        self.total = responses._value
+        self.time_sum = response_time._sum
+        self.buckets = response_time._buckets
+        self.bounds = response_time._upper_bounds
+
+
+class _ServletMetrics:
+    """The label children of one (method, servlet), bound once.
+
+    `labels()` validates and locks on every call; a request instead finds
+    this record with one dict lookup and touches the children directly.
+    """
+
+    __slots__ = ("by_code", "in_flight", "received", "size", "stime", "utime")
+
+    def __init__(self, metrics: ServerMetrics, method: str, servlet: str) -> None:
+        tag = metrics.tag
+        self.received = metrics.requests_received.labels(method, servlet)
+        self.in_flight = metrics.in_flight.labels(method, servlet)
+        self.utime = metrics.ru_utime.labels(method, servlet, tag)
+        self.stime = metrics.ru_stime.labels(method, servlet, tag)
+        self.size = metrics.response_size.labels(method, servlet, tag)
+        self.by_code: dict[int | None, _CodeChildren] = {}
 
 
 class ServerMetrics(RequestHooks):
-    """Counts requests and responses, time, CPU and bytes by servlet, method and tag."""
+    """Counts requests and responses, time, CPU and bytes by servlet, method and tag.
+
+    Per request: one dict lookup finds the pre-bound children of its
+    (servlet, method) and each metric is updated once; nothing is written
+    that does not change (a request that used no CPU leaves the CPU
+    counters alone). In prometheus' multiprocess mode, where every update
+    is a file write, what a finished request adds is batched (see `_Sink`;
+    `batch_interval` seconds, 0 to write at once).
+    """
 
     def __init__(
         self,
         registry: CollectorRegistry = REGISTRY,
         tag: str = "synwsgi",
         prefix: str = "synwsgi_http_server",
+        batch_interval: float = 0.25,
     ) -> None:
         self.tag = tag
         by_servlet = ["method", "servlet"]
@@ -80,39 +192,102 @@ class ServerMetrics(RequestHooks):
         self.ru_utime = counter("response_ru_utime_seconds", "User CPU of handling", by_tag)
         self.ru_stime = counter("response_ru_stime_seconds", "System CPU of handling", by_tag)
         self.response_size = counter("response_size_bytes", "Response body bytes", by_tag)
-        # `labels()` validates and locks on every call; the children are
-        # cached here, keyed by their label values.
-        self._children: dict[tuple[Any, ...], Any] = {}
+        #: servlet name -> method -> its bound children (nested: no key tuple per request)
+        self._records: dict[str, dict[str, _ServletMetrics]] = {}
+        self._sink = _Sink(batch_interval) if batch_interval > 0 and _multiprocess_values() else None
 
-    def _child(self, metric: Any, *labels: str) -> Any:
-        key = (id(metric), *labels)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = metric.labels(*labels)
-        return child
+    def flush(self) -> None:
+        """Write what is batched now (nothing is, outside multiprocess mode)."""
+        if self._sink is not None:
+            self._sink.flush()
+
+    def _record(self, method: str, servlet: str) -> _ServletMetrics:
+        by_method = self._records.get(servlet)
+        if by_method is None:
+            by_method = self._records[servlet] = {}
+        record = by_method.get(method)
+        if record is None:
+            record = by_method[method] = _ServletMetrics(self, method, servlet)
+        return record
+
+    def _code_children(
+        self, record: _ServletMetrics, method: str, servlet: str, code: int | None
+    ) -> _CodeChildren:
+        children = record.by_code.get(code)
+        if children is None:
+            label = str(code)
+            children = record.by_code[code] = _CodeChildren(
+                self.responses.labels(method, label),
+                self.response_time.labels(method, servlet, self.tag, label),
+            )
+        return children
 
     def handler_started(self, request: SynapseRequest) -> None:
         assert request.hook_state is not None
-        request.hook_state[self] = True  # in flight: request_finished decrements
-        method = _method_label(request.method)
-        self._child(self.requests_received, method, request.servlet_name).inc()
-        self._child(self.in_flight, method, request.servlet_name).inc()
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "OTHER"
+        servlet = request.servlet_name
+        by_method = self._records.get(servlet)
+        record = by_method.get(method) if by_method is not None else None
+        if record is None:
+            record = self._record(method, servlet)
+        # in flight: request_finished decrements this record's gauge
+        request.hook_state[self] = record
+        record.received.inc()
+        if self._sink is None:
+            record.in_flight.inc()
+        else:
+            self._sink.add_to_gauge(record.in_flight, 1.0)
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
-        method, servlet, tag = _method_label(request.method), request.servlet_name, self.tag
-        if request.hook_state is not None and request.hook_state.pop(self, False):
-            self._child(self.in_flight, method, servlet).dec()
-        else:
-            self._child(self.requests_received, method, servlet).inc()
-        code = str(request.response_code)
-        self._child(self.responses, method, code).inc()
-        self._child(self.response_time, method, servlet, tag, code).observe(
-            max(0.0, time.perf_counter() - request.start_time)
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "OTHER"
+        servlet = request.servlet_name
+        state = request.hook_state
+        started: _ServletMetrics | None = state.pop(self, None) if state is not None else None
+        sink = self._sink
+        if started is not None:
+            if sink is None:
+                started.in_flight.dec()
+            else:
+                sink.add_to_gauge(started.in_flight, -1.0)
+        by_method = self._records.get(servlet)
+        record = by_method.get(method) if by_method is not None else None
+        if record is None:
+            record = self._record(method, servlet)
+        if started is None:
+            record.received.inc()  # no handler ran (an unknown path, say): counted now
+        code = request.response_code
+        children = record.by_code.get(code)
+        if children is None:
+            children = self._code_children(record, method, servlet, code)
+        elapsed = time.perf_counter() - request.start_time
+        if elapsed < 0.0:
+            elapsed = 0.0
+        user, system = finished_cpu_usage(request)
+        sent = body.bytes_sent
+        if sink is None:
+            children.responses.inc()
+            children.response_time.observe(elapsed)
+            if user > 0.0:
+                record.utime.inc(user)
+            if system > 0.0:
+                record.stime.inc(system)
+            if sent:
+                record.size.inc(sent)
+            return
+        sink.add(
+            (
+                (children.total, 1.0),
+                (children.time_sum, elapsed),
+                (children.buckets[bisect_left(children.bounds, elapsed)], 1.0),
+                (record.utime._value, user),
+                (record.stime._value, system),
+                (record.size._value, float(sent)),
+            )
         )
-        user, system = request.cpu_usage()
-        self._child(self.ru_utime, method, servlet, tag).inc(max(0.0, user))
-        self._child(self.ru_stime, method, servlet, tag).inc(max(0.0, system))
-        self._child(self.response_size, method, servlet, tag).inc(body.bytes_sent)
 
 
 class MetricsResource(Resource):

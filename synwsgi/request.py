@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qsl
 
 from werkzeug.datastructures import EnvironHeaders, Headers, MultiDict
 from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
@@ -207,7 +207,13 @@ class SynapseRequest(SynapseRequestCompat, Request):
         bytes, keyed by bytes, blank values kept. Decoding is left to the
         `parse_*` helpers, which refuse what is not valid in their encoding.
         For Werkzeug's str `MultiDict`, see `query_args`."""
-        return parse_qs(self.query_string, keep_blank_values=True)
+        # latin-1 maps each byte to one character and back: percent-escapes and
+        # raw bytes alike come out as the bytes they stand for.
+        args: dict[bytes, list[bytes]] = {}
+        text = self.query_string.decode("latin-1")
+        for key, value in parse_qsl(text, keep_blank_values=True, encoding="latin-1"):
+            args.setdefault(key.encode("latin-1"), []).append(value.encode("latin-1"))
+        return args
 
     @cached_property
     def query_args(self) -> MultiDict[str, str]:

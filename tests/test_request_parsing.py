@@ -299,7 +299,7 @@ def query_client() -> Client:
     def string(request: SynapseRequest) -> tuple[int, Any]:
         return 200, {
             "dir": parse_string(request, "dir", default="f", allowed_values=["f", "b"]),
-            "from": parse_string(request, "from", required=True),
+            "from": parse_string(request, "from", required=True, encoding="utf-8"),
         }
 
     return json_client(

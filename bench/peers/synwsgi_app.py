@@ -15,6 +15,8 @@ incremental JSON encoding switched off, the baseline of that group.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -157,12 +159,18 @@ class StallServlet(RestServlet):
         return 200, result
 
 
-def create_app(*, observed: bool = False, config: ServerConfig | None = None) -> Site:
+def create_app(
+    *, observed: bool = False, production: bool = False, config: ServerConfig | None = None
+) -> Site:
     resource = JsonResource()
     servlets = (StateServlet(), StreamServlet(), LargeServlet(), LargeCachedServlet(), StallServlet())
     for servlet in servlets:
         servlet.register(resource)
-    hooks = [AccessLogger(), ServerMetrics(CollectorRegistry()), *tracing_hooks()] if observed else []
+    hooks: list[Any] = []
+    if observed:
+        hooks = [AccessLogger(), ServerMetrics(CollectorRegistry()), *tracing_hooks()]
+    elif production:
+        hooks = [AccessLogger(), ServerMetrics()]
     return Site({"/": resource}, hooks=hooks, config=config)
 
 
@@ -170,3 +178,34 @@ app = create_app()
 app_observed = create_app(observed=True)
 #: `app` encoding every JSON response in one go (the hub stall group's baseline)
 app_oneshot = create_app(config=ServerConfig(large_json_items=10**12))
+
+
+def create_production_app() -> Site:
+    """`app` with the hooks every production deployment turns on: the access
+    log and Prometheus metrics in the default registry (multiprocess mode when
+    `PROMETHEUS_MULTIPROC_DIR` is set before prometheus_client is imported,
+    as the repo's gunicorn.conf.py does). Where the access lines go is the
+    logging configuration's business (`bench/hooks.py` writes them to a file)."""
+    return create_app(production=True)
+
+
+_production: list[Site] = []
+
+
+def __getattr__(name: str) -> Any:
+    """`app_production`, built on first use: its metrics go to the default
+    registry, which must happen once per process and only where the
+    process chose its prometheus mode (a child, or a gunicorn worker)."""
+    if name != "app_production":
+        raise AttributeError(name)
+    if not _production:
+        access_log = os.environ.get("SYNWSGI_BENCH_ACCESS_LOG")
+        if access_log:  # under gunicorn (bench/load.py): the lines go to this file
+            handler = logging.FileHandler(access_log)
+            handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
+            access = logging.getLogger("synwsgi.access")
+            access.addHandler(handler)
+            access.setLevel(logging.INFO)
+            access.propagate = False
+        _production.append(create_production_app())
+    return _production[0]

@@ -1,0 +1,62 @@
+# ruff: noqa: N999 - gunicorn reads a file of this name
+"""gunicorn settings for the example homeserver (self-sufficient: nothing from ./gunicorn.conf.py).
+
+From the repository root::
+
+    gunicorn --config examples/homeserver/gunicorn.conf.py
+
+serves ``examples.homeserver.app:app`` with SQLite (``homeserver.db``) on
+``$SYNWSGI_BIND`` (default 127.0.0.1:8008), open registration, gevent workers.
+
+Sizing for long-polls: every parked ``/sync`` holds one connection of its
+worker for up to its timeout, and gunicorn's gevent worker accepts no more
+than ``worker_connections`` at once; when they are all parked, the send that
+would wake them waits too. So ``worker_connections`` = the parked polls you
+expect per worker + headroom for ordinary requests (here 10 000 + 1 000), and
+the process needs as many file descriptors (the soft ``RLIMIT_NOFILE`` is
+raised to its hard limit at startup).
+
+SQLite keeps the notifier in-process, so it runs one worker (a gevent worker
+serves thousands of clients). With ``SYNWSGI_HS_DATABASE`` set to a PostgreSQL
+DSN, notifications cross workers and hosts through LISTEN/NOTIFY and
+``SYNWSGI_WORKERS`` may be raised.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from pathlib import Path
+
+# The repository root, so that `examples.homeserver` imports from any cwd.
+_ROOT = str(Path(__file__).resolve().parents[2])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+wsgi_app = "examples.homeserver.app:app"
+bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
+worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "gevent")
+workers = int(os.environ.get("SYNWSGI_WORKERS", "1"))
+PARKED_POLLS = int(os.environ.get("SYNWSGI_PARKED_POLLS", "10000"))
+worker_connections = PARKED_POLLS + 1000
+# Long-polls are answered within /sync's own cap (120 s); gevent workers are
+# not killed for it, but a sync or gthread worker would be.
+timeout = 150
+graceful_timeout = 10
+keepalive = 75
+loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
+accesslog = "-"
+errorlog = "-"
+control_socket_disable = True
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = worker_connections + 256
+    target = hard if hard == resource.RLIM_INFINITY else max(soft, min(hard, wanted))
+    if target != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+_raise_nofile()

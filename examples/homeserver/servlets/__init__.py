@@ -1,0 +1,1 @@
+"""The Client-Server API servlets, by area: account, rooms, sync."""

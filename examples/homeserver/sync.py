@@ -1,0 +1,253 @@
+"""`/sync`: what changed for a user since a stream position, waiting if nothing did.
+
+A sync token is `s<position>`: everything up to that stream position has
+been sent. `SyncHandler.wait_for_sync_for_user` reads once; if nothing is new
+it parks on the notifier (keys: the user and each joined room) until a write
+moves one of them past `since`, or the timeout ends it with an empty answer.
+As in Synapse, a sync without `since` (or with `full_state`) answers at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from synwsgi import Codes, Notifier, SynapseError
+
+from .rooms import now_ms
+from .store import Event, JsonDict, Store, Txn
+
+DEFAULT_TIMELINE_LIMIT = 10
+# Room reads kept for the waiters that one write wakes together.
+ROOM_CACHE_SIZE = 2048
+
+
+def parse_token(token: str | None) -> int | None:
+    if token is None:
+        return None
+    if len(token) < 2 or token[0] not in "st" or not token[1:].isdigit():
+        raise SynapseError(400, f"Invalid stream token {token!r}", Codes.INVALID_PARAM)
+    return int(token[1:])
+
+
+def make_token(position: int) -> str:
+    return f"s{position}"
+
+
+@dataclass
+class SyncResult:
+    next_batch: int
+    joined: dict[str, JsonDict] = field(default_factory=dict)
+    invited: dict[str, JsonDict] = field(default_factory=dict)
+    left: dict[str, JsonDict] = field(default_factory=dict)
+    account_data: list[JsonDict] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        """Whether there is anything to send (an empty incremental sync waits)."""
+        return bool(self.joined or self.invited or self.left or self.account_data)
+
+    def to_json(self) -> JsonDict:
+        return {
+            "next_batch": make_token(self.next_batch),
+            "rooms": {"join": self.joined, "invite": self.invited, "leave": self.left},
+            "account_data": {"events": self.account_data},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+            "device_one_time_keys_count": {},
+        }
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    user_id: str
+    txn_prefix: str
+    timeline_limit: int = DEFAULT_TIMELINE_LIMIT
+    full_state: bool = False
+
+
+def timeline_limit_from_filter(sync_filter: JsonDict | None) -> int:
+    try:
+        limit = (sync_filter or {})["room"]["timeline"]["limit"]
+    except (KeyError, TypeError):
+        return DEFAULT_TIMELINE_LIMIT
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+        return DEFAULT_TIMELINE_LIMIT
+    return min(limit, 100)
+
+
+class SyncHandler:
+    def __init__(self, store: Store, notifier: Notifier) -> None:
+        self.store = store
+        self.notifier = notifier
+        self._cache_lock = threading.Lock()
+        self._room_cache: OrderedDict[tuple[str, int, int, int], tuple[list[Event], list[JsonDict]]] = (
+            OrderedDict()
+        )
+
+    def wait_for_sync_for_user(self, config: SyncConfig, since: int | None, timeout_ms: int) -> SyncResult:
+        if since is None or config.full_state or timeout_ms <= 0:
+            return self.current_sync_for_user(config, since)
+        keys = {config.user_id, *self.store.get_rooms_for_user(config.user_id)}
+        return self.notifier.wait_for_events(
+            keys, since, timeout_ms, lambda position: self.current_sync_for_user(config, since)
+        )
+
+    def current_sync_for_user(self, config: SyncConfig, since: int | None) -> SyncResult:
+        with self.store.db.transaction(write=False) as txn:
+            return self._sync(txn, config, since)
+
+    def _sync(self, txn: Txn, config: SyncConfig, since: int | None) -> SyncResult:
+        store = self.store
+        user_id = config.user_id
+        upto = store.current_position(txn)
+        result = SyncResult(next_batch=max(upto, since or 0))
+        if since is not None and since >= upto and not config.full_state:
+            return result
+        after = since or 0
+        memberships = store.get_memberships_for_user(user_id, txn)
+        joined = [room for room, membership in memberships if membership == "join"]
+        invited = [room for room, membership in memberships if membership == "invite"]
+        changes = store.get_membership_changes(txn, user_id, after, upto) if since is not None else []
+        last_change = {event.room_id: event for event in changes}
+        newly_joined = {
+            room for room, event in last_change.items() if event.content.get("membership") == "join"
+        }
+
+        for room_id in joined:
+            initial = since is None or config.full_state or room_id in newly_joined
+            room = self._joined_room(txn, config, room_id, None if initial else since, upto)
+            if room is not None:
+                result.joined[room_id] = room
+
+        for room_id in invited:
+            if since is None or room_id in last_change:
+                result.invited[room_id] = {
+                    "invite_state": {"events": self._invite_state(txn, room_id, user_id)}
+                }
+
+        for room_id, event in last_change.items():
+            if event.content.get("membership") in ("leave", "ban") and room_id not in joined:
+                timeline = store.get_room_events(
+                    txn, room_id, after, event.stream_ordering, config.timeline_limit
+                )
+                timeline.reverse()
+                result.left[room_id] = {
+                    "timeline": {
+                        "events": [e.to_client(config.txn_prefix) for e in timeline],
+                        "limited": False,
+                    },
+                    "state": {"events": []},
+                }
+
+        for room_id, data_type, content in store.get_account_data_since(txn, user_id, after, upto):
+            if room_id == "":
+                result.account_data.append({"type": data_type, "content": content})
+            elif room_id in result.joined:
+                result.joined[room_id]["account_data"]["events"].append(
+                    {"type": data_type, "content": content}
+                )
+        return result
+
+    def _joined_room(
+        self, txn: Txn, config: SyncConfig, room_id: str, since: int | None, upto: int
+    ) -> JsonDict | None:
+        """A joined room's section: the whole room when `since` is None, else what changed."""
+        store = self.store
+        limit = config.timeline_limit
+        newest, ephemeral = self._room_changes(txn, room_id, since or 0, upto, limit + 1)
+        limited = len(newest) > limit
+        timeline = list(reversed(newest[:limit]))
+        if since is not None and not timeline and not ephemeral:
+            return None
+        in_timeline = {event.event_id for event in timeline}
+        first = timeline[0].stream_ordering if timeline else upto + 1
+        state: list[Event] = []
+        if since is None or limited:
+            # State up to the start of the timeline (what the client cannot see in it).
+            state = [
+                event
+                for event in store.get_current_state(room_id, txn)
+                if event.event_id not in in_timeline
+                and event.stream_ordering < first
+                and (since is None or event.stream_ordering > since)
+            ]
+        joined_count = (
+            sum(
+                1
+                for event in store.get_current_state(room_id, txn)
+                if event.type == "m.room.member" and event.content.get("membership") == "join"
+            )
+            if since is None
+            else None
+        )
+        room: JsonDict = {
+            "timeline": {
+                "events": [event.to_client(config.txn_prefix) for event in timeline],
+                "limited": limited,
+                "prev_batch": make_token(first - 1),
+            },
+            "state": {"events": [event.to_client(config.txn_prefix) for event in state]},
+            "ephemeral": {"events": ephemeral},
+            "account_data": {"events": []},
+            "unread_notifications": {"highlight_count": 0, "notification_count": 0},
+            "summary": {},
+        }
+        if joined_count is not None:
+            room["summary"] = {"m.joined_member_count": joined_count}
+        return room
+
+    def _room_changes(
+        self, txn: Txn, room_id: str, since: int, upto: int, limit: int
+    ) -> tuple[list[Event], list[JsonDict]]:
+        """A room's newest events and its ephemeral events in (since, upto], shared by users.
+
+        When one message wakes thousands of long-polls, they all ask this of
+        the same room with the same `since` and `upto`: the answer is read
+        once and kept (events are immutable; only positions already
+        committed are asked for). Per-user parts are added by the caller.
+        """
+        key = (room_id, since, upto, limit)
+        with self._cache_lock:
+            cached = self._room_cache.get(key)
+            if cached is not None:
+                self._room_cache.move_to_end(key)
+                return cached
+        result = (
+            self.store.get_room_events(txn, room_id, since, upto, limit),
+            self._ephemeral(txn, room_id, since, upto),
+        )
+        with self._cache_lock:
+            self._room_cache[key] = result
+            if len(self._room_cache) > ROOM_CACHE_SIZE:
+                self._room_cache.popitem(last=False)
+        return result
+
+    def _ephemeral(self, txn: Txn, room_id: str, since: int, upto: int) -> list[JsonDict]:
+        events: list[JsonDict] = []
+        typing = self.store.get_typing(txn, room_id, since, upto, now_ms())
+        if typing is not None and (since > 0 or typing):
+            events.append({"type": "m.typing", "content": {"user_ids": typing}})
+        receipts = self.store.get_receipts(txn, room_id, since, upto)
+        if receipts:
+            content: dict[str, Any] = {}
+            for user_id, receipt_type, event_id, ts in receipts:
+                content.setdefault(event_id, {}).setdefault(receipt_type, {})[user_id] = {"ts": ts}
+            events.append({"type": "m.receipt", "content": content})
+        return events
+
+    def _invite_state(self, txn: Txn, room_id: str, user_id: str) -> list[JsonDict]:
+        wanted = {
+            ("m.room.create", ""),
+            ("m.room.name", ""),
+            ("m.room.join_rules", ""),
+            ("m.room.canonical_alias", ""),
+            ("m.room.member", user_id),
+        }
+        return [
+            event.stripped()
+            for event in self.store.get_current_state(room_id, txn)
+            if (event.type, event.state_key) in wanted
+        ]

@@ -1,0 +1,1 @@
+"""The porting guide's worked example (docs/porting.rst)."""

@@ -1,0 +1,67 @@
+"""Fixtures for the homeserver example and the notifier: PostgreSQL, real servers."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+for path in (PROJECT_ROOT, PROJECT_ROOT / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from _postgres import PostgresServer, postgres_binaries_or_fail, running_postgres  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL for the session (fails under CI when missing)."""
+    bindir = postgres_binaries_or_fail()
+    with running_postgres(bindir) as server:
+        yield server
+
+
+# -- the homeserver under a real gunicorn --------------------------------------
+
+from integration.servers import Server, gunicorn_server  # noqa: E402
+
+HS_CONFIG = PROJECT_ROOT / "examples" / "homeserver" / "gunicorn.conf.py"
+HS_APP = "examples.homeserver.app:app"
+READY_PATH = "/_matrix/client/versions"
+
+
+def homeserver_env(database: str, **extra: str) -> dict[str, str]:
+    return {"SYNWSGI_HS_DATABASE": database, "SYNWSGI_PARKED_POLLS": "1000", **extra}
+
+
+def start_homeserver(
+    database: str, workers: int = 1, **env: str
+) -> contextlib.AbstractContextManager[Server]:
+    """gunicorn with the example's own config file and a gevent worker."""
+    return gunicorn_server(
+        HS_APP,
+        "gevent",
+        workers=workers,
+        config=HS_CONFIG,
+        env=homeserver_env(database, **env),
+        ready_path=READY_PATH,
+        log_level="info",
+        timeout=30.0,
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def homeserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The example homeserver on gunicorn (gevent), on SQLite, then on PostgreSQL."""
+    if request.param == "sqlite":
+        database = str(tmp_path_factory.mktemp("hs") / "homeserver.db")
+    else:
+        pg: PostgresServer = request.getfixturevalue("postgres")
+        database = pg.create_database(f"hs_{request.module.__name__.rsplit('.', 1)[-1]}")
+    with start_homeserver(database) as server:
+        server.database = database  # type: ignore[attr-defined]
+        yield server
