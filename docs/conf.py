@@ -38,6 +38,8 @@ highlight_language = "python3"
 html_theme = "alabaster"
 html_title = f"synwsgi {release}"
 html_static_path: list[str] = []
+# Wide enough for the nginx and systemd files without scrolling.
+html_theme_options = {"page_width": "1240px", "sidebar_width": "250px"}
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "signature"

@@ -114,7 +114,6 @@ def venv(workdir: Path, dist: dict[str, Path]) -> Path:
     purelib = Path(
         _run(str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip()
     )
-    (purelib / "_synwsgi_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _run(
         sys.executable,
         "-m",
@@ -126,6 +125,9 @@ def venv(workdir: Path, dist: dict[str, Path]) -> Path:
         "--no-index",
         str(dist["wheel"]),
     )
+    # Only now borrow the dependencies: with our site-packages visible, pip could
+    # take a synwsgi installed there for this one and skip the wheel.
+    (purelib / "_synwsgi_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     return root
 
 
