@@ -11,11 +11,18 @@ from typing import Any
 
 # Prometheus' multiprocess mode must be chosen before any worker imports
 # prometheus_client: every worker writes its samples to this directory and
-# /metrics adds them up.
-_metrics_dir = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    os.path.join(tempfile.gettempdir(), f"synwsgi-prometheus-{os.getpid()}"),
-)
+# /metrics adds them up. A directory the user names must exist (it is theirs:
+# never wiped); without one, a fresh temporary directory is made here and
+# removed at exit.
+_metrics_dir_is_ours = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _metrics_dir_is_ours:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="synwsgi-prometheus-")
+_metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+if not os.path.isdir(_metrics_dir):
+    raise SystemExit(
+        f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir!r} is not a directory: create it (empty) or unset it"
+        " so that gunicorn.conf.py makes a temporary one"
+    )
 
 from synwsgi.logcontext import logging_config  # noqa: E402 - after the environment is set
 
@@ -47,11 +54,6 @@ loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
 logconfig_dict = logging_config(loglevel.upper())
 
 
-def on_starting(server: Any) -> None:
-    shutil.rmtree(_metrics_dir, ignore_errors=True)
-    os.makedirs(_metrics_dir, exist_ok=True)
-
-
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -59,5 +61,5 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
-    if _metrics_dir.startswith(os.path.join(tempfile.gettempdir(), "synwsgi-prometheus-")):
+    if _metrics_dir_is_ours:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

@@ -70,14 +70,21 @@ def end_connection(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_WR)
 
 
-def ask_server_to_close(start_response: object) -> None:
-    """Make the server end the connection after this response (`Connection: close`).
+def ask_server_to_close(environ: dict[str, Any], start_response: object) -> None:
+    """Make the server end the connection after this response, unread body and all.
 
     PEP 3333 forbids an application's own `Connection` header (gunicorn drops
     it), but gunicorn's `start_response` is a method of its response object,
-    which can be told to close. Werkzeug's dev server closes every connection
-    already; other servers keep their own counsel.
+    which can be told to close (it then says `Connection: close`).
+    Werkzeug's dev server says `Connection: close` on every response, but
+    first reads and discards whatever the client still sends (up to 10 GB):
+    shutting the socket for reading makes that drain end at once.
     """
     force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
     if callable(force_close):
         force_close()
+        return
+    sock = environ.get("werkzeug.socket")
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)

@@ -3,8 +3,10 @@
 Werkzeug's handler speaks HTTP/1.1 to every client, so a streamed body goes
 out chunked even to an HTTP/1.0 client, which cannot read chunked encoding.
 Answering an HTTP/1.0 request in HTTP/1.0 makes such a body close-delimited,
-as gunicorn does. (The dev server closes every connection anyway.) And its
-own access line, which would print `access_token` values, is left to
+as gunicorn does. (The dev server closes every connection anyway.) Two
+`Content-Length` headers reach the application as both values, so it refuses
+them with a 400 as under gunicorn (Werkzeug would pass on the first). And
+its own access line, which would print `access_token` values, is left to
 synwsgi's access log.
 """
 
@@ -25,6 +27,13 @@ class DevRequestHandler(WSGIRequestHandler):
         if self.request_version == "HTTP/1.0":
             self.protocol_version = "HTTP/1.0"
         super().run_wsgi()
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        lengths = self.headers.get_all("Content-Length") or []
+        if len(lengths) > 1:
+            environ["CONTENT_LENGTH"] = ", ".join(lengths)
+        return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """Silent: `synwsgi.accesslog` writes the access line, with secrets redacted."""

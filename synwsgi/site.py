@@ -265,7 +265,7 @@ class Site:
         # A 408 or 413 leaves (part of) the body unread: end the connection after it.
         close_connection = response.status in _BODY_LEFT_UNREAD
         if close_connection:
-            ask_server_to_close(start_response)
+            ask_server_to_close(request.environ, start_response)
         watched = self._hooks is not None or close_connection
         source: object = None
         if pieces is None:
