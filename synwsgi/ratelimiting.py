@@ -10,7 +10,7 @@ it fits in the bucket; refused actions are not counted. `ratelimit` raises
     login_limiter = Ratelimiter(cfg=RatelimitSettings("rc_login", per_second=0.17, burst_count=3))
 
     def on_POST(self, request):
-        login_limiter.ratelimit(None, key=request.remote_addr)   # by IP
+        login_limiter.ratelimit(None, key=(request.getClientAddress().host,))   # by IP
         ...
         requester = auth.get_user_by_req(request)
         message_limiter.ratelimit(requester)                     # by user id

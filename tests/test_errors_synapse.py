@@ -354,3 +354,26 @@ def test_every_error_is_exported_at_top_level() -> None:
         "cs_error",
     ):
         assert getattr(synwsgi, name) is getattr(errors, name)
+
+
+# -- rendered by the error map (any exception with `code` and `error_dict`) ------------------
+
+
+def test_interactive_auth_incomplete_raised_by_a_handler_is_the_uia_401() -> None:
+    flows = {"session": "abc", "flows": [{"stages": ["m.login.password"]}], "params": {}, "completed": []}
+    response = client_raising(InteractiveAuthIncompleteError("abc", flows)).get("/e")
+    assert assert_json_response(response, 401) == flows
+
+
+def test_debug_context_is_logged_not_sent(request_log: pytest.LogCaptureFixture) -> None:
+    response = client_raising(SynapseError(403, "no", Codes.FORBIDDEN, debug_context="ctx-4711")).get("/e")
+    assert_json_error(response, 403, "M_FORBIDDEN", "no")
+    assert "ctx-4711" not in response.get_data(as_text=True)
+    assert "ctx-4711" in request_log.text
+
+
+def test_limiter_name_is_logged_not_sent(request_log: pytest.LogCaptureFixture) -> None:
+    response = client_raising(LimitExceededError("rc_joins.local", retry_after_ms=10)).get("/e")
+    assert response.status_code == 429
+    assert "rc_joins.local" not in response.get_data(as_text=True)
+    assert "rc_joins.local" in request_log.text

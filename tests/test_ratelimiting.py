@@ -237,7 +237,7 @@ def build(clock: FakeClock) -> JsonResource:
         PATTERNS = client_patterns("/login$")
 
         def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
-            by_ip.ratelimit(None, key=(request.remote_addr,))
+            by_ip.ratelimit(None, key=(request.getClientAddress().host,))  # Synapse's spelling
             return 200, {"ok": True}
 
     class SendServlet(RestServlet):
