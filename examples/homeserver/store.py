@@ -78,6 +78,7 @@ CREATE TABLE IF NOT EXISTS filters (
 
 # Held by every PostgreSQL transaction that allocates stream positions.
 _STREAM_LOCK = 0x5EC7
+_SCHEMA_LOCK = 0x5EC8
 
 
 def is_postgres_dsn(database: str) -> bool:
@@ -123,9 +124,15 @@ class Txn:
     def next_stream_id(self) -> int:
         """A new position, visible to readers only once this transaction commits."""
         if self._postgres and not self._stream_locked:
-            self._cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_STREAM_LOCK,))
+            # The lock and the allocation in one round trip.
             self._stream_locked = True
-        row = self.fetchone("INSERT INTO stream_ids (dummy) VALUES (NULL) RETURNING stream_id")
+            row = self.fetchone(
+                "WITH locked AS (SELECT pg_advisory_xact_lock(?))"
+                " INSERT INTO stream_ids (dummy) SELECT NULL FROM locked RETURNING stream_id",
+                (_STREAM_LOCK,),
+            )
+        else:
+            row = self.fetchone("INSERT INTO stream_ids (dummy) VALUES (NULL) RETURNING stream_id")
         assert row is not None
         return int(row[0])
 
@@ -144,8 +151,9 @@ class Database:
         self._pid = os.getpid()
         with self.transaction() as txn:
             serial = "BIGSERIAL" if self.postgres else "INTEGER"
-            if not self.postgres:
-                txn.execute("PRAGMA foreign_keys = OFF")
+            if self.postgres:
+                # Workers and hosts start together: one creates the schema at a time.
+                txn.fetchone("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
             for statement in SCHEMA.format(serial=serial).split(";"):
                 if statement.strip():
                     sql = statement
@@ -179,7 +187,9 @@ class Database:
                 self._created += 1
         if create:
             try:
-                return psycopg.connect(self.database)
+                # Autocommit: reads go without BEGIN/COMMIT round trips (see
+                # `transaction`); writes open an explicit transaction.
+                return psycopg.connect(self.database, autocommit=True)
             except Exception:
                 with self._lock:
                     self._created -= 1
@@ -210,8 +220,16 @@ class Database:
             return
         conn = self._pg_acquire()
         try:
-            with conn.transaction(), conn.cursor() as cursor:
-                yield Txn(cursor, postgres=True)
+            if write:
+                with conn.transaction(), conn.cursor() as cursor:
+                    yield Txn(cursor, postgres=True)
+            else:
+                # Each read statement sees every position up to the newest
+                # committed one (writers allocate positions in commit order),
+                # and readers bound what they read by the position they saw
+                # first: no snapshot needed, two round trips saved.
+                with conn.cursor() as cursor:
+                    yield Txn(cursor, postgres=True)
         finally:
             self._pg_release(conn)
 
@@ -220,6 +238,14 @@ class Database:
             self._sqlite.close()
         while not self._pool.empty():
             self._pool.get().close()
+
+
+@dataclass
+class UserSyncState:
+    position: int
+    memberships: list[tuple[str, str]]  # (room_id, "join" | "invite")
+    membership_changes: list[tuple[str, str | None, int]]  # (room_id, membership, position), in order
+    account_data: list[tuple[str, str, JsonDict]]  # (room_id or "", type, content)
 
 
 @dataclass(frozen=True)
@@ -477,23 +503,36 @@ class Store:
         )
         return [row[0] for row in rows]
 
-    def get_memberships_for_user(self, user_id: str, txn: Txn) -> list[tuple[str, str]]:
-        """(room_id, membership) of every room the user is in or invited to."""
-        rows = txn.fetchall(
-            "SELECT room_id, membership FROM current_state WHERE state_key = ? AND type = 'm.room.member'"
-            " AND membership IN ('join', 'invite') ORDER BY room_id",
-            (user_id,),
-        )
-        return [(row[0], row[1]) for row in rows]
+    def get_user_sync_state(self, txn: Txn, user_id: str, since: int) -> UserSyncState:
+        """What a sync needs of one user, in one statement (one round trip, one snapshot).
 
-    def get_membership_changes(self, txn: Txn, user_id: str, since: int, upto: int) -> list[Event]:
-        """The user's own membership events in (since, upto]."""
+        The newest position; the rooms the user is in or invited to; the
+        user's membership changes and account data after `since`. The caller
+        drops whatever lies beyond the position (committed meanwhile).
+        """
         rows = txn.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE type = 'm.room.member' AND state_key = ?"
-            " AND stream_ordering > ? AND stream_ordering <= ? ORDER BY stream_ordering",
-            (user_id, since, upto),
+            "SELECT 'p', CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
+            " COALESCE(MAX(stream_id), 0) FROM stream_ids"
+            " UNION ALL SELECT 'm', room_id, membership, NULL, 0 FROM current_state"
+            " WHERE state_key = ? AND type = 'm.room.member' AND membership IN ('join', 'invite')"
+            " UNION ALL SELECT 'c', room_id, content, NULL, stream_ordering FROM events"
+            " WHERE state_key = ? AND type = 'm.room.member' AND stream_ordering > ?"
+            " UNION ALL SELECT 'a', room_id, type, content, stream_id FROM account_data"
+            " WHERE user_id = ? AND stream_id > ?",
+            (user_id, user_id, since, user_id, since),
         )
-        return [_event(row) for row in rows]
+        position = next(int(row[4]) for row in rows if row[0] == "p")
+        state = UserSyncState(position, [], [], [])
+        for kind, first, second, third, number in sorted(rows, key=lambda row: int(row[4])):
+            if kind == "m":
+                state.memberships.append((first, second))
+            elif int(number) > state.position:
+                continue  # committed after the position was read
+            elif kind == "c":
+                state.membership_changes.append((first, json.loads(second).get("membership"), int(number)))
+            elif kind == "a":
+                state.account_data.append((first, second, json.loads(third)))
+        return state
 
     def get_room_events(
         self, txn: Txn, room_id: str, after: int, upto: int, limit: int, newest_first: bool = True
@@ -581,17 +620,6 @@ class Store:
                 (user_id, room_id, data_type),
             )
         return json.loads(row[0]) if row else None
-
-    def get_account_data_since(
-        self, txn: Txn, user_id: str, since: int, upto: int
-    ) -> list[tuple[str, str, JsonDict]]:
-        """(room_id or '', type, content) changed in (since, upto]."""
-        rows = txn.fetchall(
-            "SELECT room_id, type, content FROM account_data"
-            " WHERE user_id = ? AND stream_id > ? AND stream_id <= ?",
-            (user_id, since, upto),
-        )
-        return [(row[0], row[1], json.loads(row[2])) for row in rows]
 
     def add_filter(self, user_id: str, content: JsonDict) -> int:
         with self.db.transaction() as txn:

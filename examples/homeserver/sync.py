@@ -102,19 +102,19 @@ class SyncHandler:
     def _sync(self, txn: Txn, config: SyncConfig, since: int | None) -> SyncResult:
         store = self.store
         user_id = config.user_id
-        upto = store.current_position(txn)
+        user = store.get_user_sync_state(txn, user_id, since if since is not None else 0)
+        upto = user.position
         result = SyncResult(next_batch=max(upto, since or 0))
         if since is not None and since >= upto and not config.full_state:
             return result
         after = since or 0
-        memberships = store.get_memberships_for_user(user_id, txn)
-        joined = [room for room, membership in memberships if membership == "join"]
-        invited = [room for room, membership in memberships if membership == "invite"]
-        changes = store.get_membership_changes(txn, user_id, after, upto) if since is not None else []
-        last_change = {event.room_id: event for event in changes}
-        newly_joined = {
-            room for room, event in last_change.items() if event.content.get("membership") == "join"
-        }
+        joined = [room for room, membership in user.memberships if membership == "join"]
+        invited = [room for room, membership in user.memberships if membership == "invite"]
+        # The last membership change per room since `since` (none for an initial sync).
+        last_change = {room: (membership, at) for room, membership, at in user.membership_changes}
+        if since is None:
+            last_change = {}
+        newly_joined = {room for room, (membership, _) in last_change.items() if membership == "join"}
 
         for room_id in joined:
             initial = since is None or config.full_state or room_id in newly_joined
@@ -128,11 +128,9 @@ class SyncHandler:
                     "invite_state": {"events": self._invite_state(txn, room_id, user_id)}
                 }
 
-        for room_id, event in last_change.items():
-            if event.content.get("membership") in ("leave", "ban") and room_id not in joined:
-                timeline = store.get_room_events(
-                    txn, room_id, after, event.stream_ordering, config.timeline_limit
-                )
+        for room_id, (membership, at) in last_change.items():
+            if membership in ("leave", "ban") and room_id not in joined:
+                timeline = store.get_room_events(txn, room_id, after, at, config.timeline_limit)
                 timeline.reverse()
                 result.left[room_id] = {
                     "timeline": {
@@ -142,7 +140,7 @@ class SyncHandler:
                     "state": {"events": []},
                 }
 
-        for room_id, data_type, content in store.get_account_data_since(txn, user_id, after, upto):
+        for room_id, data_type, content in user.account_data:
             if room_id == "":
                 result.account_data.append({"type": data_type, "content": content})
             elif room_id in result.joined:

@@ -65,3 +65,23 @@ def homeserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     with start_homeserver(database) as server:
         server.database = database  # type: ignore[attr-defined]
         yield server
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """On a failure, attach the log tail of every homeserver the test used."""
+    report = yield
+    if report.failed:
+        for name, value in getattr(item, "funcargs", {}).items():
+            servers = (
+                [value]
+                if isinstance(value, Server)
+                else [server for server in vars(value).values() if isinstance(server, Server)]
+                if hasattr(value, "__dict__")
+                else []
+            )
+            for server in servers:
+                report.sections.append(
+                    (f"{name}: {server.name} on port {server.port} log tail", server.log_tail(40))
+                )
+    return report
