@@ -21,8 +21,8 @@ the buckets live in this process (each gunicorn worker limits on its own,
 as each Synapse worker does); the calls are synchronous but their results
 may be awaited, so ported `await limiter.ratelimit(...)` lines stay as they
 are; a `store`, if given, is only asked `get_ratelimit_for_user` (Synapse's
-"no limit for this user" override), and `pause` is left to the server that
-renders the error.
+"no limit for this user" override), and the error's `pause` is carried, not
+slept: synwsgi answers the 429 at once.
 """
 
 from __future__ import annotations
