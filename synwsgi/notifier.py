@@ -96,9 +96,9 @@ class Notifier:
 
     def __init__(self, relay: NotifierRelay | None = None) -> None:
         self._lock = threading.Lock()
+        # Only keys somebody waits on: the notifier keeps nothing else, so
+        # its memory follows the parked requests, not the keys ever seen.
         self._waiters: dict[str, set[_Waiter]] = {}
-        # The highest position notified per key since this process started.
-        self._positions: dict[str, int] = {}
         self._relay = relay
         self._relay_pid: int | None = None
 
@@ -131,8 +131,6 @@ class Notifier:
                     to_wake.extend(waiters)
             else:
                 for key in keys:
-                    if self._positions.get(key, -1) < position:
-                        self._positions[key] = position
                     for waiter in self._waiters.get(key, ()):
                         if waiter.from_position < position:
                             waiter.mark_woken(position)
@@ -178,14 +176,11 @@ class Notifier:
 
     def _register(self, waiter: _Waiter) -> None:
         with self._lock:
+            # Registered before the first read: whatever commits after that
+            # read began wakes this waiter; whatever committed before, the
+            # read sees.
             for key in waiter.keys:
                 self._waiters.setdefault(key, set()).add(waiter)
-                known = self._positions.get(key, -1)
-                if known > waiter.from_position:
-                    # Something newer already happened here: the first read
-                    # will see it, and if it does not, look again at once.
-                    waiter.mark_woken(known)
-                    waiter.event.set()
 
     def _unregister(self, waiter: _Waiter) -> None:
         with self._lock:
@@ -273,6 +268,8 @@ class PostgresNotifierRelay:
     """
 
     PAYLOAD_LIMIT = 7000
+    # A database that does not answer must not hold up the writer for long.
+    CONNECT_TIMEOUT = 5
 
     def __init__(self, dsn: str, channel: str = "synwsgi_notifier", reconnect_delay: float = 1.0):
         self.dsn = dsn
@@ -304,7 +301,9 @@ class PostgresNotifierRelay:
                 for attempt in (1, 2):
                     try:
                         if self._publisher is None or self._publisher.closed:
-                            self._publisher = psycopg.connect(self.dsn, autocommit=True)
+                            self._publisher = psycopg.connect(
+                                self.dsn, autocommit=True, connect_timeout=self.CONNECT_TIMEOUT
+                            )
                         self._publisher.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
                         break
                     except psycopg.OperationalError:
@@ -332,7 +331,7 @@ class PostgresNotifierRelay:
         first = True
         while not self._stopping.is_set():
             try:
-                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=self.CONNECT_TIMEOUT) as conn:
                     self._listener = conn
                     conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                     self.listening.set()
