@@ -25,6 +25,7 @@ def test_missing_app_module_fails_instead_of_skipping() -> None:
         "tests.integration._logged_app:app",
         "tests.integration._bigjson_app:app",
         "tests.integration._sample_app:app",
+        "tests.integration._pipeline_app:app",
     ],
 )
 def test_app_modules_used_by_the_suite_exist(app: str) -> None:
