@@ -169,13 +169,27 @@ async def park(running: Server, tokens: list[str], since: str, count: int) -> li
     return polls
 
 
-async def wait_parked(pid: int, baseline_fds: int, count: int, timeout: float = 120) -> float:
+def parked_polls(running: Server) -> int:
+    """The homeserver's gauge of parked long-polls (`synapse_notifier_listeners`)."""
+    conn = http.client.HTTPConnection(running.host, running.port, timeout=60)
+    try:
+        conn.request("GET", "/_synapse/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    for line in text.splitlines():
+        if line.startswith("synapse_notifier_listeners "):
+            return int(float(line.split()[1]))
+    raise RuntimeError("no synapse_notifier_listeners gauge")
+
+
+async def wait_parked(running: Server, count: int, timeout: float = 180) -> float:
+    """Until `count` polls wait in the notifier (each was read, found empty, and parked)."""
     started = time.monotonic()
-    while len(open_fds(pid)) < baseline_fds + count:
+    while (parked := await asyncio.to_thread(parked_polls, running)) < count:
         if time.monotonic() - started > timeout:
-            raise RuntimeError(f"only {len(open_fds(pid)) - baseline_fds} of {count} polls parked")
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)  # the last ones reach their wait
+            raise RuntimeError(f"only {parked} of {count} polls parked")
+        await asyncio.sleep(0.2)
     return time.monotonic() - started
 
 
@@ -231,7 +245,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         say(f"1. fan-out to {args.fanout} parked polls")
         polls = await park(running, users, since(), args.fanout)
-        await wait_parked(pid, baseline_fds, args.fanout)
+        await wait_parked(running, args.fanout)
         latencies = await fan_out(running, polls, users[0], room_id, "small")
         figures = percentiles(latencies)
         say(f"  woken {len(latencies)}: {ms(figures)}")
@@ -239,8 +253,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         say(f"2. {args.polls} parked polls, {args.idle_seconds:g} s quiet")
         polls = await park(running, users, since(), args.polls)
-        parked_in = await wait_parked(pid, baseline_fds, args.polls)
+        parked_in = await wait_parked(running, args.polls)
         say(f"  all parked {parked_in:.1f} s after the last connect")
+        await asyncio.sleep(1)  # let the last answers to the gauge's requests settle
         cpu_before, wall_before = worker_cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(args.idle_seconds)
         idle_cpu = (worker_cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before) * 100
@@ -260,13 +275,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(1)
         baseline_fds = len(open_fds(pid))
         polls = await park(running, users, since(), leaving)
-        await wait_parked(pid, baseline_fds, leaving)
+        await wait_parked(running, leaving)
         left_at = time.monotonic()
         for poll in polls:
             poll.leave()
-        while len(open_fds(pid)) > baseline_fds:
+        # Released: every wait ended (the gauge) and every socket closed (the fds).
+        while parked_polls(running) or len(open_fds(pid)) > baseline_fds:
             if time.monotonic() - left_at > 30:
-                raise RuntimeError(f"{len(open_fds(pid)) - baseline_fds} polls never released")
+                raise RuntimeError(f"{parked_polls(running)} polls never released")
             await asyncio.sleep(0.01)
         mark("release_max_s", time.monotonic() - left_at, TARGETS["release_max_s"], "s", results)
         # Still answering afterwards.

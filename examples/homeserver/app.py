@@ -21,8 +21,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Gauge
+
 from synwsgi import JsonResource, Notifier, Site
 from synwsgi.auth import Auth, Requester, create_requester
+from synwsgi.metrics import MetricsResource
 from synwsgi.notifier import PostgresNotifierRelay
 from synwsgi.ratelimiting import Ratelimiter, RatelimitSettings
 from synwsgi.transactions import HttpTransactionCache
@@ -132,7 +135,11 @@ def create_app(config: HomeServerConfig | None = None, **overrides: Any) -> Site
     for module in (account, rooms, sync):
         for servlet in module.SERVLETS:
             servlet(hs).register(client)
-    site = Site({"/_matrix/client": client})
+    # Synapse's gauge of parked long-polls, on Synapse's metrics path.
+    registry = CollectorRegistry()
+    listeners = Gauge("synapse_notifier_listeners", "Parked /sync long-polls", registry=registry)
+    listeners.set_function(hs.notifier.count_waiters)
+    site = Site({"/_matrix/client": client, "/_synapse/metrics": MetricsResource(registry)})
     site.homeserver = hs  # type: ignore[attr-defined]
     return site
 

@@ -210,7 +210,11 @@ class Database:
             with self._lock:
                 conn = self._sqlite_connection()
                 cursor = conn.cursor()
-                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                if not write:
+                    # As on PostgreSQL below: statements on their own.
+                    yield Txn(cursor, postgres=False)
+                    return
+                cursor.execute("BEGIN IMMEDIATE")
                 try:
                     yield Txn(cursor, postgres=False)
                 except BaseException:
@@ -224,9 +228,9 @@ class Database:
                 with conn.transaction(), conn.cursor() as cursor:
                     yield Txn(cursor, postgres=True)
             else:
-                # Each read statement sees every position up to the newest
-                # committed one (writers allocate positions in commit order),
-                # and readers bound what they read by the position they saw
+                # Reads need no transaction: each statement sees every position
+                # up to the newest committed one (writers allocate positions in
+                # commit order), and readers bound what they read by the position they saw
                 # first: no snapshot needed, two round trips saved.
                 with conn.cursor() as cursor:
                     yield Txn(cursor, postgres=True)
