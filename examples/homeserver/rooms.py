@@ -215,11 +215,12 @@ class RoomHandler:
         state_key: str | None = None,
         txn_key: str | None = None,
     ) -> Event:
-        """Append an event from a member; with a `txn_key` seen before, return that event."""
-        if txn_key is not None:
-            existing = self.store.get_event_by_txn(txn_key)
-            if existing is not None:
-                return existing
+        """Append an event from a member; with a `txn_key` seen before, return that event.
+
+        The txn key is unique in the database: a retry (from another worker
+        or host, or after a restart) fails to insert and gets the stored
+        event, with no extra query on the common path.
+        """
         if event_type == "m.room.member":
             raise SynapseError(400, "Use the membership endpoints for m.room.member", Codes.BAD_JSON)
         if event_type == "m.room.create":
@@ -228,10 +229,10 @@ class RoomHandler:
 
         try:
             with self.store.db.transaction() as txn:
-                self.require_joined(room_id, sender, txn)
                 event = self._append(txn, room_id, event_type, sender, content, state_key, txn_key)
+                self.require_joined(room_id, sender, txn)
         except IntegrityError:
-            # The same transaction id raced in from another request: it won.
+            # This transaction id was used before (or by a request racing this one).
             existing = self.store.get_event_by_txn(txn_key) if txn_key else None
             if existing is None:
                 raise

@@ -282,3 +282,14 @@ def test_sync_long_poll_wakes_in_process(client: Client) -> None:
     started = time.monotonic()
     empty = bob.sync(result["sync"]["next_batch"], timeout=300)
     assert empty["rooms"]["join"] == {} and time.monotonic() - started >= 0.29
+
+
+def test_retried_transaction_after_the_cache_is_gone(client: Client) -> None:
+    """A retry that misses the in-memory cache (another worker, a restart) still gets the stored event."""
+    alice = User(client, "alice")
+    room_id = room_with(alice)
+    first = send(alice, room_id, "once", txn="same")
+    client.application.homeserver.txns.transactions.clear()  # type: ignore[attr-defined]
+    assert send(alice, room_id, "once", txn="same") == first
+    chunk = alice.call("GET", f"/rooms/{room_id}/messages?dir=b&limit=100")["chunk"]
+    assert [e["event_id"] for e in chunk if e["type"] == "m.room.message"] == [first]
