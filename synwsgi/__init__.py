@@ -35,7 +35,6 @@ from .cancellation import check_cancelled as check_cancelled
 from .cancellation import is_function_cancellable as is_function_cancellable
 from .cancellation import sleep as sleep
 from .config import ServerConfig as ServerConfig
-from .errormap import is_synapse_error as is_synapse_error
 from .errors import AuthError as AuthError
 from .errors import CodeMessageException as CodeMessageException
 from .errors import Codes as Codes

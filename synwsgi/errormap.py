@@ -44,7 +44,7 @@ _ERRCODES_BY_STATUS: dict[int, Codes] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ErrorDescription:
     """What the client is told: status, JSON body, HTML message, extra headers."""
 
@@ -54,11 +54,6 @@ class ErrorDescription:
     headers: Mapping[str, str] | None = None
     #: set for a `RedirectException` raised by an HTML resource
     redirect: RedirectException | None = None
-
-
-def is_synapse_error(exc: BaseException) -> bool:
-    """Whether `exc` describes itself as Synapse's errors do (`code` + `error_dict`)."""
-    return isinstance(getattr(exc, "code", None), int) and callable(getattr(exc, "error_dict", None))
 
 
 def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool = False) -> ErrorDescription:
@@ -74,7 +69,8 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
         exc = SynapseError(code, exc.name, _ERRCODES_BY_STATUS.get(code, Codes.UNKNOWN))
     if isinstance(exc, UnrecognizedRequestError) and request.config.legacy_unrecognized_400:
         exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
-    if is_synapse_error(exc):
+    if isinstance(getattr(exc, "code", None), int) and hasattr(exc, "error_dict"):
+        # Synapse's errors describe themselves; any exception that does is one.
         return _synapse_error(request, exc)
     if isinstance(exc, CancelledError):
         scope = request.cancel_scope
@@ -118,23 +114,21 @@ def _log_unexpected(request: SynapseRequest, exc: BaseException) -> None:
     )
 
 
-def _with_headers(response: Response, headers: Mapping[str, str] | None) -> Response:
-    if headers:
-        response.headers = merge(response.headers, (safe_header(k, v) for k, v in headers.items()))
+def render_error(request: SynapseRequest, exc: BaseException, html_template: Any = None) -> Response:
+    """`exc` rendered for the resource at hand: an HTML page when it has a template
+    (`str` with `{code}`/`{msg}`, or a `jinja2.Template`), else JSON."""
+    if html_template is None:
+        error = describe_error(request, exc)
+        response = json_response(error.code, error.body)
+    else:
+        error = describe_error(request, exc, html_page=True)
+        response = _html_page(error, html_template)
+    if error.headers:
+        response.headers = merge(response.headers, (safe_header(k, v) for k, v in error.headers.items()))
     return response
 
 
-def render_json_error(request: SynapseRequest, exc: BaseException) -> Response:
-    """The JSON error response for `exc`."""
-    error = describe_error(request, exc)
-    return _with_headers(json_response(error.code, error.body), error.headers)
-
-
-def render_html_error(
-    request: SynapseRequest, exc: BaseException, template: str | jinja2.Template
-) -> Response:
-    """The HTML error page for `exc` (`{code}`/`{msg}` in a str, or a jinja2 template)."""
-    error = describe_error(request, exc, html_page=True)
+def _html_page(error: ErrorDescription, template: str | jinja2.Template) -> Response:
     if error.redirect is not None:
         response = redirect_response(error.redirect.location, error.code)
         for cookie in error.redirect.cookies:
@@ -145,11 +139,4 @@ def render_html_error(
         page = template.format(code=error.code, msg=html.escape(error.msg))
     else:
         page = template.render(code=error.code, msg=error.msg)
-    return _with_headers(html_response(error.code, page), error.headers)
-
-
-def render_error(request: SynapseRequest, exc: BaseException, html_template: Any = None) -> Response:
-    """`exc` rendered for the resource at hand: HTML when it has a template, else JSON."""
-    if html_template is None:
-        return render_json_error(request, exc)
-    return render_html_error(request, exc, html_template)
+    return html_response(error.code, page)

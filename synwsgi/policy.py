@@ -15,9 +15,8 @@ does not already carry, so each header appears exactly once.
 
 from __future__ import annotations
 
-import enum
-import functools
 from collections.abc import Iterable
+from typing import ClassVar
 
 from .config import ServerConfig
 from .headers import (
@@ -34,64 +33,85 @@ from .headers import (
 _MSC4108_PATHS = ("/_matrix/client/unstable/org.matrix.msc4108/rendezvous", "/_synapse/client/rendezvous")
 
 
-class Kind(enum.Enum):
-    """What a response is, as far as its headers go."""
+class Kind:
+    """What a response is, as far as its headers go; one instance per kind, below.
 
-    #: a JSON API answer (results and errors): CORS, never cached
-    JSON = "json"
-    #: JSON from `respond_with_json(..., send_cors=False)`, Synapse's default there
-    JSON_NO_CORS = "json_no_cors"
-    #: the CORS preflight answer
-    OPTIONS = "options"
-    #: an HTML page: must not be framed
-    HTML = "html"
-    #: a redirect (it carries a one-link HTML page: must not be framed)
-    REDIRECT = "redirect"
-    #: `respond_with_redirect(..., cors=True)`
-    REDIRECT_CORS = "redirect_cors"
-    #: a static file: must not be framed, may be cached (ETag/Last-Modified)
-    STATIC = "static"
-    #: media a browser may embed cross-origin (CORS + CORP)
-    MEDIA = "media"
-    #: Prometheus text: for scrapers, nothing added
-    METRICS = "metrics"
+    Each kind holds its header sets, built once at import: without CORS, and
+    with each CORS variant (by the variant's identity).
+    """
+
+    __slots__ = ("_with_cors", "cors", "name", "plain")
+
+    JSON: ClassVar[Kind]
+    JSON_NO_CORS: ClassVar[Kind]
+    OPTIONS: ClassVar[Kind]
+    HTML: ClassVar[Kind]
+    REDIRECT: ClassVar[Kind]
+    REDIRECT_CORS: ClassVar[Kind]
+    STATIC: ClassVar[Kind]
+    MEDIA: ClassVar[Kind]
+    METRICS: ClassVar[Kind]
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cors: bool = False,
+        no_cache: bool = False,
+        framing: bool = False,
+        corp: bool = False,
+    ) -> None:
+        self.name = name
+        self.cors = cors
+        base: tuple[Header, ...] = (NO_CACHE,) if no_cache else ()
+        tail = (CORP_HEADERS if corp else ()) + (CLICKJACKING_HEADERS if framing else ())
+        self.plain = base + tail
+        self._with_cors = {
+            id(variant): base + variant + tail
+            for variant in ((), CORS_HEADERS, CORS_HEADERS_MSC3886, CORS_HEADERS_MSC4108)
+        }
+
+    def headers(self, cors: tuple[Header, ...]) -> tuple[Header, ...]:
+        return self._with_cors[id(cors)]
+
+    def __repr__(self) -> str:
+        return f"Kind.{self.name}"
 
 
-_CORS_KINDS = frozenset((Kind.JSON, Kind.OPTIONS, Kind.REDIRECT_CORS, Kind.MEDIA))
-_FRAMING_KINDS = frozenset((Kind.HTML, Kind.REDIRECT, Kind.REDIRECT_CORS, Kind.STATIC))
-_NO_CACHE_KINDS = frozenset((Kind.JSON, Kind.JSON_NO_CORS))
+#: a JSON API answer (results and errors): CORS, never cached
+Kind.JSON = Kind("JSON", cors=True, no_cache=True)
+#: JSON from `respond_with_json(..., send_cors=False)`, Synapse's default there
+Kind.JSON_NO_CORS = Kind("JSON_NO_CORS", no_cache=True)
+#: the CORS preflight answer
+Kind.OPTIONS = Kind("OPTIONS", cors=True)
+#: an HTML page: must not be framed
+Kind.HTML = Kind("HTML", framing=True)
+#: a redirect (it carries a one-link HTML page: must not be framed)
+Kind.REDIRECT = Kind("REDIRECT", framing=True)
+#: `respond_with_redirect(..., cors=True)`
+Kind.REDIRECT_CORS = Kind("REDIRECT_CORS", cors=True, framing=True)
+#: a static file: must not be framed, may be cached (ETag/Last-Modified)
+Kind.STATIC = Kind("STATIC", framing=True)
+#: media a browser may embed cross-origin (CORS + CORP)
+Kind.MEDIA = Kind("MEDIA", cors=True, corp=True)
+#: Prometheus text: for scrapers, nothing added
+Kind.METRICS = Kind("METRICS")
 
 
 def cors_headers(config: ServerConfig, raw_path: str = "") -> tuple[Header, ...]:
     """The CORS headers `config` asks for on `raw_path`: none, Synapse's, or an MSC variant."""
     if not config.send_cors:
         return ()
-    if raw_path.startswith(_MSC4108_PATHS) and _is_msc4108_path(raw_path):
+    if raw_path.startswith(_MSC4108_PATHS) and (
+        raw_path == _MSC4108_PATHS[0] or raw_path.startswith(_MSC4108_PATHS[1])
+    ):
         return CORS_HEADERS_MSC4108
     return CORS_HEADERS_MSC3886 if config.experimental_cors_msc3886 else CORS_HEADERS
 
 
-def _is_msc4108_path(raw_path: str) -> bool:
-    return raw_path == _MSC4108_PATHS[0] or raw_path.startswith(_MSC4108_PATHS[1])
-
-
-@functools.cache
-def _header_set(kind: Kind, cors: tuple[Header, ...]) -> tuple[Header, ...]:
-    headers: list[Header] = []
-    if kind in _NO_CACHE_KINDS:
-        headers.append(NO_CACHE)
-    if kind in _CORS_KINDS:
-        headers.extend(cors)
-    if kind is Kind.MEDIA:
-        headers.extend(CORP_HEADERS)
-    if kind in _FRAMING_KINDS:
-        headers.extend(CLICKJACKING_HEADERS)
-    return tuple(headers)
-
-
 def policy_headers(kind: Kind, config: ServerConfig, raw_path: str) -> tuple[Header, ...]:
     """The headers a response of `kind` gets (a shared tuple: never mutate it)."""
-    return _header_set(kind, cors_headers(config, raw_path) if kind in _CORS_KINDS else ())
+    return kind.headers(cors_headers(config, raw_path)) if kind.cors else kind.plain
 
 
 def apply(headers: list[Header], extra: Iterable[Header], trusted: bool) -> list[Header]:

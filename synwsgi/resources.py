@@ -67,6 +67,8 @@ class Resource:
     ERROR_TEMPLATE: ClassVar[str | jinja2.Template | None] = None
     #: `ServerConfig` overriding the site's for this resource's requests
     config: ServerConfig | None = None
+    #: JSON results in canonical JSON (Synapse's `JsonResource` default)
+    canonical_json: bool = True
 
     def get_handler(self, request: SynapseRequest) -> Handler:
         """The callback that answers `request` and its keyword arguments.

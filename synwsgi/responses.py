@@ -91,25 +91,22 @@ def close_body(body: object) -> None:
 # -- JSON -----------------------------------------------------------------------
 
 
-def _json_kind(send_cors: bool) -> Kind:
-    return Kind.JSON if send_cors else Kind.JSON_NO_CORS
-
-
 def json_bytes_response(code: int, json_bytes: bytes, *, send_cors: bool = True) -> Response:
     """A JSON response from bytes already encoded (CORS by the request's config, unless `send_cors=False`)."""
     headers = [h.JSON_CONTENT_TYPE, ("Content-Length", str(len(json_bytes)))]
-    return Response(code, headers, json_bytes, _json_kind(send_cors))
+    return Response(code, headers, json_bytes, Kind.JSON if send_cors else Kind.JSON_NO_CORS)
 
 
 def json_response(code: int, obj: Any, *, canonical_json: bool = True, send_cors: bool = True) -> Response:
     """A JSON response; canonical JSON unless asked otherwise."""
-    encoded = encode_canonical_json(obj) if canonical_json else encode_json(obj)
-    return json_bytes_response(code, encoded, send_cors=send_cors)
+    body = encode_canonical_json(obj) if canonical_json else encode_json(obj)
+    headers = [h.JSON_CONTENT_TYPE, ("Content-Length", str(len(body)))]
+    return Response(code, headers, body, Kind.JSON if send_cors else Kind.JSON_NO_CORS)
 
 
 def json_stream_response(code: int, chunks: Iterable[bytes], *, send_cors: bool = True) -> Response:
     """A JSON response whose body is produced piece by piece (sent chunked)."""
-    return Response(code, [h.JSON_CONTENT_TYPE], chunks, _json_kind(send_cors))
+    return Response(code, [h.JSON_CONTENT_TYPE], chunks, Kind.JSON if send_cors else Kind.JSON_NO_CORS)
 
 
 def options_response() -> Response:

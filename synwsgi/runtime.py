@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope
+from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope, is_function_cancellable
 from .connection import client_gone, peek
 from .jsonenc import is_large, iter_encode_canonical_json
 
@@ -178,28 +178,35 @@ def current() -> ThreadRuntime:
     return ThreadRuntime()
 
 
-def run_handler(request: RequestLike, function: Callable[[], Any], cancellable: bool) -> Any:
-    """Run a handler; a `@cancellable` one is stopped when its client leaves.
+def run_handler(
+    request: RequestLike, call: Callable[..., Any], callback: Callable[..., Any], kwargs: dict[str, Any]
+) -> Any:
+    """`call(request, callback, kwargs)`; a `@cancellable` callback is stopped when its client leaves.
 
     An uncancellable handler runs to its end; a client that left meanwhile
     is noted (the access log shows `200!`). That costs one syscall, and only
     for handlers slower than the poll interval.
     """
     sock = request.client_socket
-    if cancellable:
+    if is_function_cancellable(callback):
         request.cancel_scope = scope = CancelScope()
         token = current_scope.set(scope)
         try:
             if sock is None:
-                return function()
-            return current().run_cancellable(function, sock, scope, request.config.cancellation_poll_interval)
+                return call(request, callback, kwargs)
+            return current().run_cancellable(
+                functools.partial(call, request, callback, kwargs),
+                sock,
+                scope,
+                request.config.cancellation_poll_interval,
+            )
         finally:
             scope.active = False
             current_scope.reset(token)
     if sock is None:
-        return function()
+        return call(request, callback, kwargs)
     started = time.monotonic()
-    result = function()
+    result = call(request, callback, kwargs)
     if time.monotonic() - started > request.config.cancellation_poll_interval and client_gone(sock):
         request.cancel_scope = scope = CancelScope()
         scope.disconnected = True

@@ -39,14 +39,13 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import policy, results, runtime
 from .body import ResponseBody, rechunk, split
-from .cancellation import CancelledError, is_function_cancellable
+from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import ask_server_to_close, end_connection
 from .errormap import render_error
 from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
 from .hooks import HookRunner, RequestHooks, run_hooks
 from .jsonenc import encode_canonical_json
-from .paths import raw_path_from_environ
 from .request import SynapseRequest, current_request_var, next_request_id
 from .resources import Resource
 from .responses import Response, close_body, status_line
@@ -98,14 +97,15 @@ class Site:
             else None
         )
         # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
-        self._entry: Any = (
-            ProxyFix(self._in_fresh_context, x_for=1, x_proto=1)
-            if self.config.behind_proxy
-            else self._in_fresh_context
+        self._proxy_fix = (
+            ProxyFix(self._in_fresh_context, x_for=1, x_proto=1) if self.config.behind_proxy else None
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        return self._entry(environ, start_response)  # type: ignore[no-any-return]
+        if self._proxy_fix is not None:
+            return self._proxy_fix(environ, start_response)
+        context = contextvars.Context()
+        return context.run(self.wsgi_app, environ, start_response, context)
 
     def _in_fresh_context(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         context = contextvars.Context()
@@ -130,20 +130,17 @@ class Site:
             try:
                 resource = self.resolve(request)
                 callback, kwargs = resource.get_handler(request)
-                self._check_content_type(request, callback)
+                if "CONTENT_TYPE" in environ:
+                    _check_content_type(environ["CONTENT_TYPE"], callback)
                 if hooks is not None:
                     run_hooks(hooks.handler, request)
-                result = runtime.run_handler(
-                    request,
-                    functools.partial(results.call, request, callback, kwargs),
-                    is_function_cancellable(callback),
-                )
-                response = results.to_response(
-                    request, result, resource.result_kind, getattr(resource, "canonical_json", True)
-                )
+                result = runtime.run_handler(request, results.call, callback, kwargs)
+                response = results.to_response(request, result, resource.result_kind, resource.canonical_json)
                 pieces = self._prime(request, response)
             except (Exception, CancelledError) as exc:  # noqa: BLE001 - every failure gets a response
-                response = render_error(request, self._with_options(request, exc), resource.ERROR_TEMPLATE)
+                if isinstance(exc, MethodNotAllowedError):
+                    exc = self._with_options(request, exc)
+                response = render_error(request, exc, resource.ERROR_TEMPLATE)
                 pieces = None
             if request.method == "HEAD" or response.status in _NO_BODY:
                 _drop_body(response)
@@ -167,12 +164,12 @@ class Site:
             return self._fail(request, exc, body, start_response, context)
 
     def _new_request(self, environ: WSGIEnvironment) -> SynapseRequest:
-        method = environ.get("REQUEST_METHOD", "GET").upper()
         key = self._request_id_environ_key
         header_id = environ.get(key) if key else None
-        return self.request_class(
-            environ, raw_path_from_environ(environ), next_request_id(method, header_id), self.config
-        )
+        if header_id:
+            method = environ.get("REQUEST_METHOD", "GET").upper()
+            return self.request_class(environ, None, next_request_id(method, header_id), self.config)
+        return self.request_class(environ, None, None, self.config)
 
     def resolve(self, request: SynapseRequest) -> Resource:
         """The resource that answers `request` (mounts, OPTIONS, and a declared body too large)."""
@@ -214,24 +211,9 @@ class Site:
         if int(declared) > self.config.max_request_body_size:
             raise RequestTooLargeError(self.config.max_request_body_size)
 
-    @staticmethod
-    def _check_content_type(request: SynapseRequest, callback: Any) -> None:
-        """multipart/form-data only where a handler asks for it (Synapse's GHSA-rfq8-j7rh-8hf2)."""
-        content_type = request.environ.get("CONTENT_TYPE")
-        if (
-            content_type
-            and content_type[:19].lower() == "multipart/form-data"
-            and not getattr(callback, "accepts_multipart", False)
-        ):
-            raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-
-    def _with_options(self, request: SynapseRequest, exc: BaseException) -> BaseException:
+    def _with_options(self, request: SynapseRequest, exc: MethodNotAllowedError) -> MethodNotAllowedError:
         """A 405 under an `OptionsResource` lists OPTIONS too."""
-        if (
-            isinstance(exc, MethodNotAllowedError)
-            and "OPTIONS" not in exc.allowed
-            and self._options_resource(request.raw_path) is not None
-        ):
+        if "OPTIONS" not in exc.allowed and self._options_resource(request.raw_path) is not None:
             return MethodNotAllowedError([*exc.allowed, "OPTIONS"])
         return exc
 
@@ -306,6 +288,14 @@ class Site:
         request.response_code = HTTPStatus.INTERNAL_SERVER_ERROR
         start_response(status_line(HTTPStatus.INTERNAL_SERVER_ERROR), headers, sys.exc_info())
         return [data]
+
+
+def _check_content_type(content_type: str, callback: Any) -> None:
+    """multipart/form-data only where a handler asks for it (Synapse's GHSA-rfq8-j7rh-8hf2)."""
+    if content_type[:19].lower() == "multipart/form-data" and not getattr(
+        callback, "accepts_multipart", False
+    ):
+        raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
 
 
 def _first_segment(path: str) -> str:
