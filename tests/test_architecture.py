@@ -56,3 +56,17 @@ def test_package_docstring_layers_match_the_imports() -> None:
         if position[dep] >= position[module]
     ]
     assert not wrong, wrong
+
+
+def test_readme_layout_lists_modules_in_an_order_the_imports_respect() -> None:
+    readme = (PACKAGE.parent / "README.rst").read_text(encoding="utf-8")
+    table = readme.split("\nLayout\n------\n", 1)[1].split("\n\n", 2)[1]
+    order = re.findall(r"^``(\w+)\.py``", table, flags=re.MULTILINE)
+    graph = _imports()
+    assert sorted(order) == sorted(graph), "the README's layout table lists every module once"
+    seen: set[str] = set()
+    wrong = []
+    for module in order:
+        wrong += [f"{module} imports {dep}, listed below it" for dep in graph[module] - seen]
+        seen.add(module)
+    assert not wrong, wrong
