@@ -92,7 +92,7 @@ class _DirectServeResource(Resource):
     def __init__(
         self,
         hs: object = None,
-        canonical_json: bool = True,
+        canonical_json: bool | None = None,
         extract_context: bool = False,
         clock: object = None,
         *,
@@ -100,10 +100,11 @@ class _DirectServeResource(Resource):
     ) -> None:
         # `hs`, `extract_context` and `clock` are Synapse's; synwsgi needs none
         # of them, but ported constructors pass them. A `bool` first argument
-        # is synwsgi 0.1's `canonical_json`.
+        # is synwsgi 0.1's `canonical_json`. Unset, the class's default holds.
         if isinstance(hs, bool):
             canonical_json = hs
-        self.canonical_json = canonical_json
+        if canonical_json is not None:
+            self.canonical_json = canonical_json
         self.config = config
 
     def get_handler(self, request: SynapseRequest) -> Handler:
@@ -128,16 +129,7 @@ class DirectServeJsonResource(_DirectServeResource):
     `respond_with_*`. Synapse's default is not canonical JSON here.
     """
 
-    def __init__(
-        self,
-        hs: object = None,
-        canonical_json: bool = False,
-        extract_context: bool = False,
-        clock: object = None,
-        *,
-        config: ServerConfig | None = None,
-    ) -> None:
-        super().__init__(hs, canonical_json, extract_context, clock, config=config)
+    canonical_json = False
 
 
 class JsonResource(DirectServeJsonResource):
@@ -147,10 +139,12 @@ class JsonResource(DirectServeJsonResource):
     passed as keyword arguments. The first registered pattern wins.
     """
 
+    canonical_json = True
+
     def __init__(
         self,
         hs: object = None,
-        canonical_json: bool = True,
+        canonical_json: bool | None = None,
         extract_context: bool = False,
         clock: object = None,
         *,
