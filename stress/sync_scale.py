@@ -29,26 +29,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import http.client
 import json
 import os
 import resource
+import signal
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from stress._common import PROJECT_ROOT, Server, say
-from tests.integration.servers import gunicorn_server, open_fds, worker_rss_kib
+from stress._common import HOST, PROJECT_ROOT, say
+from tests.integration.servers import child_pids, free_port, open_fds, worker_rss_kib
 
 HS_CONFIG = PROJECT_ROOT / "examples" / "homeserver" / "gunicorn.conf.py"
-HS_APP = "examples.homeserver.app:app"
 API = "/_matrix/client/v3"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -68,29 +71,75 @@ def raise_nofile() -> int:
     return hard
 
 
+@dataclass
+class Homeserver:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def worker_pids(self) -> list[int]:
+        return child_pids(self.process.pid)
+
+
 @contextmanager
-def homeserver(polls: int) -> Iterator[Server]:
+def homeserver(polls: int) -> Iterator[Homeserver]:
+    """The example exactly as its config serves it (SQLite, one gevent worker), on a free port.
+
+    Started directly rather than through the test harness, which adds
+    gunicorn's own access log: the example writes synwsgi's instead.
+    """
     with tempfile.TemporaryDirectory(prefix="synwsgi-scale-") as directory:
         env = {
+            **os.environ,
             "SYNWSGI_HS_DATABASE": str(Path(directory) / "homeserver.db"),
             "SYNWSGI_PARKED_POLLS": str(polls),
             "SYNWSGI_HS_RC_REGISTRATION": "1000,1000",
             "SYNWSGI_HS_RC_MESSAGE": "1000,1000",
+            "SYNWSGI_LOG_LEVEL": "warning",
         }
-        with gunicorn_server(
-            HS_APP,
-            "gevent",
-            workers=1,
-            config=HS_CONFIG,
-            env=env,
-            ready_path=f"{API[:-3]}/versions",
-            log_level="warning",
-            extra_args=["--backlog", "4096"],
-        ) as running:
+        env.pop("GUNICORN_CMD_ARGS", None)
+        port = free_port()
+        with open(Path(directory) / "server.log", "wb") as log:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--config",
+                    str(HS_CONFIG),
+                    "--bind",
+                    f"{HOST}:{port}",
+                    "--backlog",
+                    "4096",
+                ],
+                cwd=PROJECT_ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        running = Homeserver(HOST, port, process)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    parked_polls(running)
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError((Path(directory) / "server.log").read_text()[-3000:]) from None
+                    time.sleep(0.2)
             yield running
+        finally:
+            process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(15)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
-def call(running: Server, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+def call(running: Homeserver, method: str, path: str, body: Any = None, token: str | None = None) -> Any:
     conn = http.client.HTTPConnection(running.host, running.port, timeout=60)
     headers = {"Content-Type": "application/json"}
     if token:
@@ -128,7 +177,7 @@ def worker_cpu_seconds(pid: int) -> float:
 class Poll:
     """One raw-socket `/sync` long-poll."""
 
-    def __init__(self, running: Server, token: str, since: str) -> None:
+    def __init__(self, running: Homeserver, token: str, since: str) -> None:
         self.request = (
             f"GET {API}/sync?since={since}&timeout=120000 HTTP/1.1\r\n"
             f"Host: x\r\nAuthorization: Bearer {token}\r\n\r\n"
@@ -162,14 +211,14 @@ class Poll:
         self.writer.close()
 
 
-async def park(running: Server, tokens: list[str], since: str, count: int) -> list[Poll]:
+async def park(running: Homeserver, tokens: list[str], since: str, count: int) -> list[Poll]:
     polls = [Poll(running, tokens[index % len(tokens)], since) for index in range(count)]
     for start in range(0, count, 500):  # in batches, so the listen backlog keeps up
         await asyncio.gather(*(poll.open() for poll in polls[start : start + 500]))
     return polls
 
 
-def parked_polls(running: Server) -> int:
+def parked_polls(running: Homeserver) -> int:
     """The homeserver's gauge of parked long-polls (`synapse_notifier_listeners`)."""
     conn = http.client.HTTPConnection(running.host, running.port, timeout=60)
     try:
@@ -183,7 +232,7 @@ def parked_polls(running: Server) -> int:
     raise RuntimeError("no synapse_notifier_listeners gauge")
 
 
-async def wait_parked(running: Server, count: int, timeout: float = 180) -> float:
+async def wait_parked(running: Homeserver, count: int, timeout: float = 180) -> float:
     """Until `count` polls wait in the notifier (each was read, found empty, and parked)."""
     started = time.monotonic()
     while (parked := await asyncio.to_thread(parked_polls, running)) < count:
@@ -193,7 +242,9 @@ async def wait_parked(running: Server, count: int, timeout: float = 180) -> floa
     return time.monotonic() - started
 
 
-async def fan_out(running: Server, polls: list[Poll], sender: str, room_id: str, text: str) -> list[float]:
+async def fan_out(
+    running: Homeserver, polls: list[Poll], sender: str, room_id: str, text: str
+) -> list[float]:
     waiting = [asyncio.ensure_future(poll.answer()) for poll in polls]
     sent_at = time.monotonic()
     await asyncio.to_thread(

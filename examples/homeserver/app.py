@@ -24,6 +24,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge
 
 from synwsgi import JsonResource, Notifier, Site
+from synwsgi.accesslog import AccessLogger
 from synwsgi.auth import Auth, Requester, create_requester
 from synwsgi.metrics import MetricsResource
 from synwsgi.notifier import PostgresNotifierRelay
@@ -139,7 +140,10 @@ def create_app(config: HomeServerConfig | None = None, **overrides: Any) -> Site
     registry = CollectorRegistry()
     listeners = Gauge("synapse_notifier_listeners", "Parked /sync long-polls", registry=registry)
     listeners.set_function(hs.notifier.count_waiters)
-    site = Site({"/_matrix/client": client, "/_synapse/metrics": MetricsResource(registry)})
+    site = Site(
+        {"/_matrix/client": client, "/_synapse/metrics": MetricsResource(registry)},
+        hooks=[AccessLogger()],
+    )
     site.homeserver = hs  # type: ignore[attr-defined]
     return site
 

@@ -24,6 +24,7 @@ DSN, notifications cross workers and hosts through LISTEN/NOTIFY and
 
 from __future__ import annotations
 
+import logging.config
 import os
 import resource
 import sys
@@ -46,9 +47,24 @@ timeout = 150
 graceful_timeout = 10
 keepalive = 75
 loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
-accesslog = "-"
+# The access line is Synapse's "Processed request", written by the app's
+# synwsgi.accesslog.AccessLogger hook (with the requester, ~3 us a line);
+# gunicorn's own would cost more than a woken /sync does.
+accesslog = None
 errorlog = "-"
 control_socket_disable = True
+
+
+def _log_to_stderr() -> None:
+    """synwsgi's records (the access line included) to stderr, tagged with the request id."""
+    from synwsgi.logcontext import logging_config
+
+    config = logging_config(loglevel.upper())
+    config["loggers"] = {}  # gunicorn's loggers stay as gunicorn sets them
+    logging.config.dictConfig(config)
+
+
+_log_to_stderr()
 
 
 def _raise_nofile() -> None:
