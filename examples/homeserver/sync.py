@@ -83,6 +83,7 @@ class SyncHandler:
         self.store = store
         self.notifier = notifier
         self._cache_lock = threading.Lock()
+        self._reading: dict[tuple[str, int, int, int], threading.Event] = {}
         self._room_cache: OrderedDict[tuple[str, int, int, int], tuple[list[Event], list[JsonDict]]] = (
             OrderedDict()
         )
@@ -206,22 +207,40 @@ class SyncHandler:
         the same room with the same `since` and `upto`: the answer is read
         once and kept (events are immutable; only positions already
         committed are asked for). Per-user parts are added by the caller.
+        While one request reads it (on PostgreSQL the others run meanwhile),
+        the others wait for that read instead of repeating it.
         """
         key = (room_id, since, upto, limit)
         with self._cache_lock:
             cached = self._room_cache.get(key)
-            if cached is not None:
-                self._room_cache.move_to_end(key)
-                return cached
-        result = (
-            self.store.get_room_events(txn, room_id, since, upto, limit),
-            self._ephemeral(txn, room_id, since, upto),
+            reading = self._reading.get(key) if cached is None else None
+            if cached is None and reading is None:
+                self._reading[key] = threading.Event()
+        if cached is not None:
+            return cached
+        if reading is not None:
+            reading.wait(10)
+            with self._cache_lock:
+                cached = self._room_cache.get(key)
+            # If that read failed, read here (without holding the others up).
+            return cached if cached is not None else self._read_room(txn, room_id, since, upto, limit)
+        try:
+            result = self._read_room(txn, room_id, since, upto, limit)
+            with self._cache_lock:
+                self._room_cache[key] = result
+                if len(self._room_cache) > ROOM_CACHE_SIZE:
+                    self._room_cache.popitem(last=False)
+            return result
+        finally:
+            with self._cache_lock:
+                self._reading.pop(key).set()
+
+    def _read_room(
+        self, txn: Txn, room_id: str, since: int, upto: int, limit: int
+    ) -> tuple[list[Event], list[JsonDict]]:
+        return self.store.get_room_events(txn, room_id, since, upto, limit), self._ephemeral(
+            txn, room_id, since, upto
         )
-        with self._cache_lock:
-            self._room_cache[key] = result
-            if len(self._room_cache) > ROOM_CACHE_SIZE:
-                self._room_cache.popitem(last=False)
-        return result
 
     def _ephemeral(self, txn: Txn, room_id: str, since: int, upto: int) -> list[JsonDict]:
         events: list[JsonDict] = []
