@@ -215,8 +215,8 @@ NOTIFY_FROM_ANOTHER_PROCESS = textwrap.dedent(
     """
     import sys, time
     from synwsgi.notifier import Notifier, PostgresNotifierRelay
-    dsn, keys, position = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3])
-    notifier = Notifier(PostgresNotifierRelay(dsn, channel="test_relay"))
+    dsn, keys, position, channel = sys.argv[1], sys.argv[2].split(","), int(sys.argv[3]), sys.argv[4]
+    notifier = Notifier(PostgresNotifierRelay(dsn, channel=channel))
     notifier.notify(keys, position)
     print(time.time(), flush=True)
     notifier.close()
@@ -224,10 +224,12 @@ NOTIFY_FROM_ANOTHER_PROCESS = textwrap.dedent(
 )
 
 
-def notify_from_another_process(dsn: str, keys: list[str], position: int) -> float:
+def notify_from_another_process(
+    dsn: str, keys: list[str], position: int, channel: str = "test_relay"
+) -> float:
     """Run `notify` in a separate Python process; return when it was sent (epoch)."""
     done = subprocess.run(
-        [sys.executable, "-c", NOTIFY_FROM_ANOTHER_PROCESS, dsn, ",".join(keys), str(position)],
+        [sys.executable, "-c", NOTIFY_FROM_ANOTHER_PROCESS, dsn, ",".join(keys), str(position), channel],
         capture_output=True,
         text=True,
         timeout=30,
@@ -317,3 +319,46 @@ def test_psycopg_does_not_block_the_gevent_hub(relay_dsn: str) -> None:
     assert float(figures["max_gap_ms"]) < 60, figures
     assert float(figures["query_ms"]) >= 290, figures
     assert figures["woken"] == "1", figures
+
+
+def test_relay_reconnects_and_wakes_everyone_once(relay_dsn: str) -> None:
+    """A listener that lost its connection comes back, and every waiter looks again."""
+    import psycopg
+
+    relay = PostgresNotifierRelay(relay_dsn, channel="test_reconnect", reconnect_delay=0.1)
+    notifier = Notifier(relay)
+    notifier.notify([], 0)
+    assert relay.listening.wait(10)
+    looks: list[float] = []
+    done = threading.Event()
+
+    def callback(position: int) -> bool:
+        looks.append(time.monotonic())
+        return len(looks) >= 3
+
+    thread = threading.Thread(
+        target=lambda: (notifier.wait_for_events({"!r"}, 0, 20_000, callback), done.set())
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 5
+        while notifier.count_waiters() < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with psycopg.connect(relay_dsn, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+                ('LISTEN "test_reconnect"',),
+            ).fetchall()
+        assert killed
+        deadline = time.monotonic() + 10
+        while len(looks) < 2:  # woken by the reconnect
+            assert time.monotonic() < deadline, "no wake-up after the reconnect"
+            time.sleep(0.01)
+        assert relay.listening.wait(10)
+        # Notifications flow again (from another process, through PostgreSQL).
+        notify_from_another_process(relay_dsn, ["!r"], 1, channel="test_reconnect")
+        assert done.wait(10)
+    finally:
+        notifier.close()
+        thread.join(5)
