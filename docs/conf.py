@@ -48,14 +48,9 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 
-# PIPELINE: the request pipeline merge has landed (errors duck-typed by
-# `code`/`error_dict`); the examples that need it are skipped before it.
 doctest_global_setup = """
-import importlib.util
 import json
 from werkzeug.test import Client
-
-PIPELINE = importlib.util.find_spec("synwsgi.runtime") is not None
 """
 
 API_PLACEHOLDER = ".. synwsgi-api-modules::"

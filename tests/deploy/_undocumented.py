@@ -9,12 +9,5 @@ KNOWN_UNDOCUMENTED: frozenset[str] = frozenset(
     {
         "HTTP_STATUS_REQUEST_CANCELLED",
         "HTML_ERROR_TEMPLATE",
-        "respond_with_html",
-        "respond_with_html_bytes",
-        "respond_with_json_bytes",
-        "respond_with_redirect",
-        "set_clickjacking_protection_headers",
-        "set_corp_headers",
-        "set_cors_headers",
     }
 )
