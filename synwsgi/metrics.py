@@ -47,64 +47,57 @@ _KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "
 
 
 class _Sink:
-    """Where the updates made when a request finishes go.
+    """Batches what requests add, for prometheus' multiprocess mode.
 
-    Directly to the metrics, or (prometheus' multiprocess mode, where each
-    update is an mmap'ed file write under a process-wide lock) added up in
-    memory and written in one go at most `interval` seconds later: by a
-    timer armed by the first update of a batch, and at interpreter exit
-    (`atexit`, which gunicorn workers run when they stop). What
-    `/metrics` shows is then at most `interval` old for those series, and
-    the in-flight gauge is this process's count as of the last write (a
+    There each update is an mmap'ed file write under a process-wide lock,
+    so requests add their numbers to plain fields of the label records
+    (under `lock`) and `flush` writes them at most `interval` seconds
+    later: from a timer armed by the first update of a batch, and at
+    interpreter exit (`atexit`, which gunicorn workers run when they stop).
+    What `/metrics` shows is then at most `interval` old for those series,
+    and the in-flight gauge is this process's count as of the last write (a
     request that starts and ends within one batch writes nothing there);
     `requests_received` is always written at once.
     """
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self._lock = threading.Lock()
-        self._pending: dict[Any, float] = {}
-        #: gauge child -> this process's count (written with `set`)
-        self._gauges: dict[Any, float] = {}
-        self._dirty_gauges: set[Any] = set()
-        self._armed = False
+        self.lock = threading.Lock()
+        #: records and code children with something not yet written
+        self.dirty_records: set[_ServletMetrics] = set()
+        self.dirty_codes: set[_CodeChildren] = set()
+        #: whether a flush is scheduled (set under `lock` by whoever schedules it)
+        self.armed = False
         atexit.register(self.flush)
 
-    def add(self, updates: tuple[tuple[Any, float], ...]) -> None:
-        with self._lock:
-            pending = self._pending
-            for value, amount in updates:
-                pending[value] = pending.get(value, 0.0) + amount
-            if self._armed:
-                return
-            self._armed = True
-        self._arm()
-
-    def add_to_gauge(self, gauge: Any, delta: float) -> None:
-        with self._lock:
-            self._gauges[gauge] = self._gauges.get(gauge, 0.0) + delta
-            self._dirty_gauges.add(gauge)
-            if self._armed:
-                return
-            self._armed = True
-        self._arm()
-
-    def _arm(self) -> None:
+    def arm(self) -> None:
         timer = threading.Timer(self.interval, self.flush)
         timer.daemon = True
         timer.start()
 
     def flush(self) -> None:
         """Write every pending update now."""
-        with self._lock:
-            pending, self._pending = self._pending, {}
-            gauges = [(gauge, self._gauges[gauge]) for gauge in self._dirty_gauges]
-            self._dirty_gauges.clear()
-            self._armed = False
-        for value, amount in pending.items():
-            value.inc(amount)
-        for gauge, count in gauges:
-            gauge.set(count)
+        with self.lock:
+            codes = [code.take() for code in self.dirty_codes]
+            records = [record.take() for record in self.dirty_records]
+            self.dirty_codes = set()
+            self.dirty_records = set()
+            self.armed = False
+        for code, count, seconds, in_bucket in codes:
+            code.total.inc(count)
+            code.time_sum.inc(seconds)
+            for value, n in zip(code.buckets, in_bucket, strict=True):
+                if n:
+                    value.inc(n)
+        for record, user, system, size, running in records:
+            if user:
+                record.utime.inc(user)
+            if system:
+                record.stime.inc(system)
+            if size:
+                record.size.inc(size)
+            if running is not None:
+                record.in_flight.set(running)
 
 
 def _multiprocess_values() -> bool:
@@ -113,20 +106,45 @@ def _multiprocess_values() -> bool:
 
 
 class _CodeChildren:
-    """The children of one (method, servlet, status code)."""
+    """The children of one (method, servlet, status code), and what is not yet written to them."""
 
-    __slots__ = ("bounds", "buckets", "response_time", "responses", "time_sum", "total")
+    __slots__ = (
+        "bounds",
+        "buckets",
+        "count",
+        "in_bucket",
+        "response_time",
+        "responses",
+        "seconds",
+        "time_sum",
+        "total",
+    )
 
     def __init__(self, responses: Any, response_time: Any) -> None:
         self.responses = responses
         self.response_time = response_time
         # For batched updates: the values behind them (prometheus_client's
         # Counter keeps one in `_value`, a Histogram `_sum` and one per
-        # bucket, not cumulative, in `_buckets`).
+        # bucket, not cumulative, in `_buckets`, whose bounds are
+        # `_upper_bounds`, +Inf last).
         self.total = responses._value
         self.time_sum = response_time._sum
         self.buckets = response_time._buckets
         self.bounds = response_time._upper_bounds
+        self.count = 0
+        self.seconds = 0.0
+        self.in_bucket = [0] * len(self.bounds)
+
+    def observe(self, seconds: float) -> None:
+        """One response (caller holds the sink's lock)."""
+        self.count += 1
+        self.seconds += seconds
+        self.in_bucket[bisect_left(self.bounds, seconds)] += 1
+
+    def take(self) -> tuple[_CodeChildren, int, float, list[int]]:
+        taken = (self, self.count, self.seconds, self.in_bucket)
+        self.count, self.seconds, self.in_bucket = 0, 0.0, [0] * len(self.bounds)
+        return taken
 
 
 class _ServletMetrics:
@@ -136,16 +154,43 @@ class _ServletMetrics:
     this record with one dict lookup and touches the children directly.
     """
 
-    __slots__ = ("by_code", "in_flight", "received", "size", "stime", "utime")
+    __slots__ = (
+        "by_code",
+        "in_flight",
+        "received",
+        "received_value",
+        "running",
+        "running_written",
+        "size",
+        "size_bytes",
+        "stime",
+        "stime_s",
+        "utime",
+        "utime_s",
+    )
 
     def __init__(self, metrics: ServerMetrics, method: str, servlet: str) -> None:
         tag = metrics.tag
         self.received = metrics.requests_received.labels(method, servlet)
+        self.received_value = self.received._value  # written without Counter.inc's checks
         self.in_flight = metrics.in_flight.labels(method, servlet)
         self.utime = metrics.ru_utime.labels(method, servlet, tag)
         self.stime = metrics.ru_stime.labels(method, servlet, tag)
         self.size = metrics.response_size.labels(method, servlet, tag)
         self.by_code: dict[int | None, _CodeChildren] = {}
+        # Batched (multiprocess mode): not yet written, and this process's
+        # in-flight count against the one last written.
+        self.utime_s = self.stime_s = 0.0
+        self.size_bytes = 0
+        self.running = self.running_written = 0
+
+    def take(self) -> tuple[_ServletMetrics, float, float, int, int | None]:
+        running = self.running if self.running != self.running_written else None
+        taken = (self, self.utime_s, self.stime_s, self.size_bytes, running)
+        self.utime_s = self.stime_s = 0.0
+        self.size_bytes = 0
+        self.running_written = self.running
+        return taken
 
 
 class ServerMetrics(RequestHooks):
@@ -234,31 +279,33 @@ class ServerMetrics(RequestHooks):
             record = self._record(method, servlet)
         # in flight: request_finished decrements this record's gauge
         request.hook_state[self] = record
-        record.received.inc()
-        if self._sink is None:
+        sink = self._sink
+        if sink is None:
+            record.received.inc()
             record.in_flight.inc()
-        else:
-            self._sink.add_to_gauge(record.in_flight, 1.0)
+            return
+        record.received_value.inc(1.0)
+        with sink.lock:
+            record.running += 1
+            sink.dirty_records.add(record)
+            arm = not sink.armed
+            sink.armed = True
+        if arm:
+            sink.arm()
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
+        state = request.hook_state
+        started: _ServletMetrics | None = state.pop(self, None) if state is not None else None
         method = request.method
         if method not in _KNOWN_METHODS:
             method = "OTHER"
         servlet = request.servlet_name
-        state = request.hook_state
-        started: _ServletMetrics | None = state.pop(self, None) if state is not None else None
-        sink = self._sink
         if started is not None:
-            if sink is None:
-                started.in_flight.dec()
-            else:
-                sink.add_to_gauge(started.in_flight, -1.0)
-        by_method = self._records.get(servlet)
-        record = by_method.get(method) if by_method is not None else None
-        if record is None:
-            record = self._record(method, servlet)
-        if started is None:
-            record.received.inc()  # no handler ran (an unknown path, say): counted now
+            record = started  # its servlet was final when the handler started
+        else:
+            by_method = self._records.get(servlet)
+            found = by_method.get(method) if by_method is not None else None
+            record = found if found is not None else self._record(method, servlet)
         code = request.response_code
         children = record.by_code.get(code)
         if children is None:
@@ -268,7 +315,12 @@ class ServerMetrics(RequestHooks):
             elapsed = 0.0
         user, system = finished_cpu_usage(request)
         sent = body.bytes_sent
+        sink = self._sink
         if sink is None:
+            if started is not None:
+                record.in_flight.dec()
+            else:
+                record.received.inc()  # no handler ran (an unknown path, say): counted now
             children.responses.inc()
             children.response_time.observe(elapsed)
             if user > 0.0:
@@ -278,16 +330,23 @@ class ServerMetrics(RequestHooks):
             if sent:
                 record.size.inc(sent)
             return
-        sink.add(
-            (
-                (children.total, 1.0),
-                (children.time_sum, elapsed),
-                (children.buckets[bisect_left(children.bounds, elapsed)], 1.0),
-                (record.utime._value, user),
-                (record.stime._value, system),
-                (record.size._value, float(sent)),
-            )
-        )
+        if started is None:
+            record.received_value.inc(1.0)
+        with sink.lock:
+            if started is not None:
+                record.running -= 1
+            children.observe(elapsed)
+            if user > 0.0:
+                record.utime_s += user
+            if system > 0.0:
+                record.stime_s += system
+            record.size_bytes += sent
+            sink.dirty_codes.add(children)
+            sink.dirty_records.add(record)
+            arm = not sink.armed
+            sink.armed = True
+        if arm:
+            sink.arm()
 
 
 class MetricsResource(Resource):

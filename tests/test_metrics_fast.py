@@ -112,14 +112,13 @@ def test_batched_updates_add_up_to_the_direct_ones_at_exit(tmp_path: Path) -> No
 def test_batched_buckets_match_observe(tmp_path: Path) -> None:
     # Same observations through observe() and through the batch: same buckets.
     finish = """
-    from synwsgi.metrics import _Sink
-    sink = _Sink(60.0)
-    values = [0.0, 0.0005, 0.001, 0.0011, 0.3, 7.0, 61.0, 1e9]
-    for value in values:
+    sink = batched._sink
+    child = batched._code_children(batched._record("GET", "X"), "GET", "X", 200)
+    for value in [0.0, 0.0005, 0.001, 0.0011, 0.3, 7.0, 61.0, 1e9]:
         direct.response_time.labels("GET", "X", "synwsgi", "200").observe(value)
-        child = batched._code_children(batched._record("GET", "X"), "GET", "X", 200)
-        from bisect import bisect_left
-        sink.add(((child.time_sum, value), (child.buckets[bisect_left(child.bounds, value)], 1.0)))
+        with sink.lock:
+            child.observe(value)
+            sink.dirty_codes.add(child)
     sink.flush()
     """
     _run_child(tmp_path, 60.0, finish)
