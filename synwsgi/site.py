@@ -123,7 +123,8 @@ class Site:
         if hooks is not None:
             request.hook_state = {}
             request.start_cpu_accounting()
-            run_hooks(hooks.started, request)
+            if hooks.started:
+                run_hooks(hooks.started, request)
         resource: Resource = _UNRECOGNIZED
         body: Iterable[bytes] | None = None
         try:
@@ -132,7 +133,7 @@ class Site:
                 callback, kwargs = resource.get_handler(request)
                 if "CONTENT_TYPE" in environ:
                     _check_content_type(environ["CONTENT_TYPE"], callback)
-                if hooks is not None:
+                if hooks is not None and hooks.handler:
                     run_hooks(hooks.handler, request)
                 result = runtime.run_handler(request, results.call, callback, kwargs)
                 response = results.to_response(request, result, resource.result_kind, resource.canonical_json)
@@ -156,7 +157,8 @@ class Site:
             body = self._body(request, response, pieces, start_response, context)
             if hooks is not None:
                 request.processing_end = time.perf_counter()
-                run_hooks(hooks.response, request, response)
+                if hooks.response:
+                    run_hooks(hooks.response, request, response)
             request.response_code = response.status
             start_response(status_line(response.status), response.headers)
             return body
@@ -253,8 +255,16 @@ class Site:
         if pieces is None:
             data = response.body
             assert isinstance(data, bytes)
-            if not watched and len(data) <= request.config.max_chunk_size:
-                return [data]  # nothing to do when it closes: the common case, kept cheap
+            if len(data) <= request.config.max_chunk_size:
+                if not watched:
+                    return [data]  # nothing to do when it closes: the common case, kept cheap
+                # Handing over bytes runs no code of the handler's: only the
+                # hooks need the request's context, when the body closes.
+                run_in_context: Any = context.run
+                on_finish = functools.partial(
+                    run_in_context, self._request_finished, request, close_connection
+                )
+                return ResponseBody(iter((data,) if data else ()), None, on_finish)
             pieces = split(data, request.config.max_chunk_size)
         else:
             source = response.body
