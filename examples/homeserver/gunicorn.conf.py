@@ -24,6 +24,7 @@ DSN, notifications cross workers and hosts through LISTEN/NOTIFY and
 
 from __future__ import annotations
 
+import gc
 import logging.config
 import os
 import resource
@@ -65,6 +66,19 @@ def _log_to_stderr() -> None:
 
 
 _log_to_stderr()
+
+
+def post_worker_init(worker: object) -> None:
+    """Once the worker has loaded the app: move everything that exists now out of the GC's sight.
+
+    A full collection walks every tracked object; the modules, the app and
+    the worker's own objects live as long as the process, and walking them
+    cost this worker 40-65 ms pauses every few seconds, which every parked
+    request it then woke had to wait out (`gc.freeze`, as Instagram's
+    servers do after forking).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def _raise_nofile() -> None:

@@ -252,6 +252,13 @@ class UserSyncState:
     account_data: list[tuple[str, str, JsonDict]]  # (room_id or "", type, content)
 
 
+@dataclass
+class RoomChanges:
+    events: list[Event]  # newest first
+    typing: list[tuple[str, int, int]]  # (user_id, expires_ts, stream_id), every row up to the position
+    receipts: list[tuple[str, str, str, int]]  # (user_id, receipt_type, event_id, ts) changed in the range
+
+
 @dataclass(frozen=True)
 class Event:
     stream_ordering: int
@@ -550,6 +557,30 @@ class Store:
         )
         return [_event(row) for row in rows]
 
+    def get_room_changes(self, txn: Txn, room_id: str, since: int, upto: int, limit: int) -> RoomChanges:
+        """A room's newest `limit` events in (since, upto], its typing rows and its
+        receipts changed in that range: one statement, one round trip."""
+        rows = txn.fetchall(
+            f"SELECT * FROM (SELECT 'e', {EVENT_COLUMNS} FROM events"
+            "  WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
+            "  ORDER BY stream_ordering DESC LIMIT ?) AS newest"
+            " UNION ALL SELECT 't', stream_id, user_id, NULL, NULL, NULL, NULL, NULL, expires_ts, NULL"
+            " FROM typing WHERE room_id = ? AND stream_id <= ?"
+            " UNION ALL SELECT 'r', stream_id, user_id, receipt_type, event_id, NULL, NULL, NULL, ts, NULL"
+            " FROM receipts WHERE room_id = ? AND stream_id > ? AND stream_id <= ?",
+            (room_id, since, upto, limit, room_id, upto, room_id, since, upto),
+        )
+        changes = RoomChanges([], [], [])
+        for row in rows:
+            if row[0] == "e":
+                changes.events.append(_event(row[1:]))
+            elif row[0] == "t":
+                changes.typing.append((row[2], int(row[8]), int(row[1])))
+            else:
+                changes.receipts.append((row[2], row[3], row[4], int(row[8])))
+        changes.events.sort(key=lambda event: event.stream_ordering, reverse=True)
+        return changes
+
     # -- typing, receipts, account data, filters ---------------------------------
 
     def set_typing(self, room_id: str, user_id: str, expires_ts: int) -> int:
@@ -566,16 +597,6 @@ class Store:
                 )
         return position
 
-    def get_typing(self, txn: Txn, room_id: str, since: int, upto: int, now_ms: int) -> list[str] | None:
-        """Who types now, if anything changed in (since, upto]; None if nothing did."""
-        rows = txn.fetchall(
-            "SELECT user_id, expires_ts, stream_id FROM typing WHERE room_id = ? AND stream_id <= ?",
-            (room_id, upto),
-        )
-        if not any(row[2] > since for row in rows):
-            return None
-        return sorted(row[0] for row in rows if row[1] > now_ms)
-
     def set_receipt(self, room_id: str, user_id: str, receipt_type: str, event_id: str, ts: int) -> int:
         with self.db.transaction() as txn:
             position = txn.next_stream_id()
@@ -591,15 +612,6 @@ class Store:
                     (room_id, user_id, receipt_type, event_id, ts, position),
                 )
         return position
-
-    def get_receipts(self, txn: Txn, room_id: str, since: int, upto: int) -> list[tuple[str, str, str, int]]:
-        """(user_id, receipt_type, event_id, ts) changed in (since, upto]."""
-        rows = txn.fetchall(
-            "SELECT user_id, receipt_type, event_id, ts FROM receipts"
-            " WHERE room_id = ? AND stream_id > ? AND stream_id <= ?",
-            (room_id, since, upto),
-        )
-        return [(row[0], row[1], row[2], int(row[3])) for row in rows]
 
     def set_account_data(self, user_id: str, room_id: str, data_type: str, content: JsonDict) -> int:
         with self.db.transaction() as txn:

@@ -238,22 +238,19 @@ class SyncHandler:
     def _read_room(
         self, txn: Txn, room_id: str, since: int, upto: int, limit: int
     ) -> tuple[list[Event], list[JsonDict]]:
-        return self.store.get_room_events(txn, room_id, since, upto, limit), self._ephemeral(
-            txn, room_id, since, upto
-        )
-
-    def _ephemeral(self, txn: Txn, room_id: str, since: int, upto: int) -> list[JsonDict]:
-        events: list[JsonDict] = []
-        typing = self.store.get_typing(txn, room_id, since, upto, now_ms())
-        if typing is not None and (since > 0 or typing):
-            events.append({"type": "m.typing", "content": {"user_ids": typing}})
-        receipts = self.store.get_receipts(txn, room_id, since, upto)
-        if receipts:
+        changes = self.store.get_room_changes(txn, room_id, since, upto, limit)
+        ephemeral: list[JsonDict] = []
+        if any(stream_id > since for _, _, stream_id in changes.typing):
+            now = now_ms()
+            typing = sorted(user_id for user_id, expires, _ in changes.typing if expires > now)
+            if since > 0 or typing:
+                ephemeral.append({"type": "m.typing", "content": {"user_ids": typing}})
+        if changes.receipts:
             content: dict[str, Any] = {}
-            for user_id, receipt_type, event_id, ts in receipts:
+            for user_id, receipt_type, event_id, ts in changes.receipts:
                 content.setdefault(event_id, {}).setdefault(receipt_type, {})[user_id] = {"ts": ts}
-            events.append({"type": "m.receipt", "content": content})
-        return events
+            ephemeral.append({"type": "m.receipt", "content": content})
+        return changes.events, ephemeral
 
     def _invite_state(self, txn: Txn, room_id: str, user_id: str) -> list[JsonDict]:
         wanted = {
