@@ -315,8 +315,9 @@ def test_psycopg_does_not_block_the_gevent_hub(relay_dsn: str) -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = dict(line.split("=", 1) for line in done.stdout.split())
-    # A blocked hub would show a gap of >= 300 ms (the query's pg_sleep).
-    assert float(figures["max_gap_ms"]) < 60, figures
+    # A blocked hub would show a gap of >= 300 ms (the query's pg_sleep); the
+    # bound leaves room for a machine busy with other work.
+    assert float(figures["max_gap_ms"]) < 150, figures
     assert float(figures["query_ms"]) >= 290, figures
     assert figures["woken"] == "1", figures
 
