@@ -91,7 +91,7 @@ SECTIONS: dict[str, Section] = {
     "load": lambda s, logs: run_load(s.load_seconds, s.load_reps, s.load_warmup_s, logs),
     "stream": lambda s, logs: run_streaming(s.stream_bytes, s.stream_reps, logs),
     "hubstall": _hubstall,
-    "hooks": lambda s, _: run_hooks_inproc(s.inproc_rounds, s.inproc_round_s, s.inproc_budget_s / 2),
+    "hooks": lambda s, _: run_hooks_inproc(s.inproc_rounds, 4 * s.inproc_round_s, s.inproc_budget_s),
     "fairness": lambda s, logs: [fairness_bench(s.fairness_reps, s.json_mb, logs)],
 }
 
