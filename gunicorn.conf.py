@@ -4,6 +4,7 @@ Each setting can be changed with an environment variable (SYNWSGI_*), or on
 the command line, which wins over this file.
 """
 
+import gc
 import os
 import shutil
 import tempfile
@@ -23,6 +24,8 @@ if not os.path.isdir(_metrics_dir):
         f"PROMETHEUS_MULTIPROC_DIR={_metrics_dir!r} is not a directory: create it (empty) or unset it"
         " so that gunicorn.conf.py makes a temporary one"
     )
+
+from gunicorn.glogging import Logger as GunicornLogger  # noqa: E402
 
 from synwsgi.logcontext import logging_config  # noqa: E402 - after the environment is set
 
@@ -52,6 +55,29 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
 logconfig_dict = logging_config(loglevel.upper())
+
+
+class NoAccessLineLogger(GunicornLogger):  # type: ignore[misc]
+    """gunicorn's logger without its access line.
+
+    With `logconfig_dict` set, gunicorn formats its access fields for every
+    request even when `accesslog` is None (about a tenth of a gevent worker's
+    CPU when it wakes thousands of long-polls); synwsgi writes the line itself.
+    """
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
+
+
+logger_class = NoAccessLineLogger
+
+
+def post_worker_init(worker: Any) -> None:
+    """Once the worker has loaded the app, keep the objects that live as long as it
+    out of the garbage collector's walks (`gc.freeze`): full collections over them
+    paused a busy worker for 40-65 ms, which every request it served then waited out."""
+    gc.collect()
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

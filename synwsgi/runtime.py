@@ -4,9 +4,9 @@ A gunicorn gevent worker runs thousands of requests as greenlets on one
 thread; sync/gthread workers and the Werkzeug dev server run one request per
 thread. Four things depend on it, and only this module knows which it is:
 
-* **running a `@cancellable` handler**: under gevent a watcher greenlet waits
-  for the client's socket to become readable through the hub (no timer, so
-  a parked long-poll costs no CPU) and throws `CancelledError` into the
+* **running a `@cancellable` handler**: under gevent a hub io watcher calls
+  back when the client's socket becomes readable (no timer and no greenlet,
+  so a parked long-poll costs no CPU) and throws `CancelledError` into the
   request's greenlet; threads cannot be interrupted, so a watcher thread sets
   the scope's flag and the handler stops at its next cancellation point;
 * **bounding a body read**: a socket timeout per wait everywhere, plus a
@@ -105,32 +105,37 @@ class GeventRuntime(ThreadRuntime):
 
     def __init__(self) -> None:
         import gevent
-        from gevent.socket import wait_read
 
         self._gevent = gevent
-        self._wait_read = wait_read
 
     def run_cancellable(
         self, function: Callable[[], Any], sock: socket.socket, scope: CancelScope, poll_interval: float
     ) -> Any:
         gevent = self._gevent
-        watcher = gevent.spawn(self._watch, sock, gevent.getcurrent(), scope)
+        # A hub io watcher with a callback: no timer, no greenlet of its own,
+        # so a parked long-poll costs neither CPU nor a watcher's stack.
+        try:
+            watcher = gevent.get_hub().loop.io(sock.fileno(), 1)  # 1: readable
+        except (OSError, ValueError):
+            return function()  # a socket that cannot be watched: cannot tell, so run on
+        watcher.start(self._on_readable, watcher, sock, gevent.getcurrent(), scope)
         try:
             return function()
         finally:
             scope.active = False
-            watcher.kill(block=False)
+            watcher.stop()
+            watcher.close()
 
-    def _watch(self, sock: socket.socket, target: Any, scope: CancelScope) -> None:
-        try:
-            self._wait_read(sock.fileno())  # a hub io watcher: no CPU while idle
-        except (OSError, ValueError):
-            return
+    @staticmethod
+    def _on_readable(watcher: Any, sock: socket.socket, target: Any, scope: CancelScope) -> None:
+        """In the hub: the client's socket became readable while the handler runs."""
+        watcher.stop()
         if peek(sock) is not True:
             return  # bytes pending or cannot tell: stop watching
         scope.client_left()
-        # Thrown from the hub, as Greenlet.kill does; only while the handler runs.
-        self._gevent.get_hub().loop.run_callback(_throw_if_active, target, scope)
+        # From the hub, as Greenlet.kill does; only while the handler runs.
+        if scope.active and not target.dead:
+            target.throw(CancelledError())
 
     def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
         timeout: contextlib.AbstractContextManager[object] = self._gevent.Timeout(seconds, TimeoutError)
@@ -159,11 +164,6 @@ class GeventRuntime(ThreadRuntime):
 
     def cooperate(self) -> None:
         self._gevent.idle()
-
-
-def _throw_if_active(target: Any, scope: CancelScope) -> None:
-    if scope.active and not target.dead:
-        target.throw(CancelledError())
 
 
 @functools.cache
