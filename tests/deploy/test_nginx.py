@@ -142,14 +142,16 @@ def test_client_leaving_nginx_cancels_the_handler(
     nginx_proxied: Nginx, gunicorn_proxied: Server, cert: Path, measure_deploy: dict[str, float]
 ) -> None:
     before = demo_stats(gunicorn_proxied)
+    received = _received(gunicorn_proxied, "SlowServlet")
     marker = uuid.uuid4().hex
     target = f"/_demo/slow?seconds=30&m={marker}"
     conn = tls_connect(nginx_proxied, cert)
     try:
         conn.sendall(request_bytes("GET", target, {"Host": SERVER_NAME}))
-        # Wait until the request is in the handler (it shows in nothing else): a
-        # request line reaching gunicorn is logged at debug only, so give it time.
-        time.sleep(1.0)
+        # Leave only once gunicorn has the request (its metrics count it before
+        # the handler runs), else nginx could drop it before synwsgi ever sees it.
+        _wait_received(gunicorn_proxied, "SlowServlet", received + 1)
+        time.sleep(0.2)
         conn.settimeout(0.1)
         with pytest.raises(TimeoutError):
             conn.recv(1)  # still waiting: the handler sleeps 30 s
@@ -164,6 +166,22 @@ def test_client_leaving_nginx_cancels_the_handler(
     )
     line = processed_line(gunicorn_proxied, marker)
     assert re.search(r"B 499!? \"GET /_demo/slow\?seconds=30", line), line
+
+
+def _received(server: Server, servlet: str) -> int:
+    """``requests_received_total`` for ``servlet`` on the server's /metrics (immediate, not batched)."""
+    status, _, body = http_get(server, "/metrics")
+    assert status == 200
+    pattern = rf'^synwsgi_http_server_requests_received_total{{method="GET",servlet="{servlet}"}} (\S+)$'
+    match = re.search(pattern, body.decode(), re.MULTILINE)
+    return int(float(match[1])) if match else 0
+
+
+def _wait_received(server: Server, servlet: str, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while _received(server, servlet) < count:
+        assert time.monotonic() < deadline, f"{servlet} never received the request:\n{server.log_tail()}"
+        time.sleep(0.02)
 
 
 # -- streaming ---------------------------------------------------------------------------
