@@ -323,22 +323,23 @@ def _drop_body(response: Response) -> None:
     """HEAD, 204 and 304 responses go out without a body, on every server.
 
     (Werkzeug's dev server would write whatever it is given onto the wire.)
-    A 304 loses its Content-Length too; a 204 keeps only Synapse's `0`.
+    A 204 or 304 also loses what describes a body (PEP 3333 and RFC 9110):
+    Content-Type, and Content-Length but for a 204's Synapse-style `0`.
     """
     if not isinstance(response.body, bytes):
         close_body(response.body)
     response.body = b""
     status = response.status
     if status in _NO_BODY:
+        keep = ("content-length", "0") if status == HTTPStatus.NO_CONTENT else None
         response.headers = [
-            (k, v)
-            for k, v in response.headers
-            if k.lower() != "content-length" or (status == HTTPStatus.NO_CONTENT and v == "0")
+            (k, v) for k, v in response.headers if k.lower() not in _BODY_HEADERS or (k.lower(), v) == keep
         ]
 
 
 # What answers a path under no mounted resource: the JSON 404.
 _UNRECOGNIZED = Resource()
 
+_BODY_HEADERS = frozenset(("content-length", "content-type"))
 _NO_BODY = frozenset((int(HTTPStatus.NO_CONTENT), int(HTTPStatus.NOT_MODIFIED)))
 _BODY_LEFT_UNREAD = frozenset((int(HTTPStatus.REQUEST_TIMEOUT), int(HTTPStatus.REQUEST_ENTITY_TOO_LARGE)))
