@@ -38,13 +38,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ours = [item for item in items if _HERE in Path(str(item.path)).resolve().parents]
     for item in ours:
         item.add_marker(pytest.mark.deploy)
-    # tests/hardening/test_pep3333.py reruns the suite with every test-Client app inside
-    # wsgiref's validator. These tests drive real servers and subprocesses (like
-    # tests/integration, which it leaves out), so the validator sees nothing of
-    # them; running them again there would only double their minute of CI time.
-    if ours and config.pluginmanager.has_plugin("tests.wsgi_validate_plugin"):
-        config.hook.pytest_deselected(items=ours)
-        items[:] = [item for item in items if item not in ours]
 
 
 def _replace(text: str, old: str, new: str) -> str:

@@ -3,7 +3,8 @@
 Runs, in a subprocess from the project root::
 
     python -m pytest tests -p tests.wsgi_validate_plugin --ignore=tests/integration \
-        --ignore=tests/hardening --ignore=tests/browser -q
+        --ignore=tests/hardening --ignore=tests/browser --ignore=tests/deploy \
+        --ignore=tests/homeserver -q
 
 (`tests/integration` and `tests/browser` drive real servers, never the test
 `Client`; `tests/hardening` runs this very test.) When it fails, the same
@@ -19,7 +20,8 @@ import sys
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-IGNORED = ("tests/integration", "tests/hardening", "tests/browser")
+# Real servers, not the test Client: nothing for the validator to see, and slow.
+IGNORED = ("tests/integration", "tests/hardening", "tests/browser", "tests/deploy", "tests/homeserver")
 _FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.MULTILINE)
 
 
