@@ -63,14 +63,16 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
     shows a plain `CodeMessageException`'s own code and message (a JSON API
     answers those with a 500, as Synapse does).
     """
-    if isinstance(exc, HTTPException) and exc.code is not None:
+    if isinstance(exc, UnrecognizedRequestError) and request.config.legacy_unrecognized_400:
+        exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
+    elif isinstance(exc, HTTPException) and exc.code is not None:
         # Werkzeug's own errors (body limits, `abort`) as Matrix errors.
         code = exc.code
         exc = SynapseError(code, exc.name, _ERRCODES_BY_STATUS.get(code, Codes.UNKNOWN))
-    if isinstance(exc, UnrecognizedRequestError) and request.config.legacy_unrecognized_400:
-        exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
-    if isinstance(getattr(exc, "code", None), int) and hasattr(exc, "error_dict"):
-        # Synapse's errors describe themselves; any exception that does is one.
+    # Synapse's errors describe themselves; any exception that does is one.
+    if isinstance(exc, SynapseError) or (
+        isinstance(getattr(exc, "code", None), int) and hasattr(exc, "error_dict")
+    ):
         return _synapse_error(request, exc)
     if isinstance(exc, CancelledError):
         scope = request.cancel_scope
@@ -93,14 +95,15 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
 
 def _synapse_error(request: SynapseRequest, exc: Any) -> ErrorDescription:
     code: int = exc.code
-    msg = str(getattr(exc, "msg", "") or exc)
-    debug_context = getattr(exc, "debug_context", None)
-    if debug_context:
-        logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
-    else:
-        logger.info("%r SynapseError: %s - %s", request, code, msg)
+    msg = exc.msg if isinstance(exc, CodeMessageException) else str(getattr(exc, "msg", "") or exc)
+    if logger.isEnabledFor(logging.INFO):
+        debug_context = getattr(exc, "debug_context", None)
+        if debug_context:
+            logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
+        else:
+            logger.info("%r SynapseError: %s - %s", request, code, msg)
     headers = getattr(exc, "headers", None)
-    if isinstance(exc, UnrecognizedRequestError) and code == HTTPStatus.BAD_REQUEST:
+    if headers and code == HTTPStatus.BAD_REQUEST and isinstance(exc, UnrecognizedRequestError):
         headers = None  # the legacy answer lists no methods
     return ErrorDescription(code, exc.error_dict(request.config), msg, headers or None)
 

@@ -40,7 +40,7 @@ class Kind:
     with each CORS variant (by the variant's identity).
     """
 
-    __slots__ = ("_with_cors", "cors", "name", "plain")
+    __slots__ = ("cors", "name", "plain", "with_cors")
 
     JSON: ClassVar[Kind]
     JSON_NO_CORS: ClassVar[Kind]
@@ -66,13 +66,11 @@ class Kind:
         base: tuple[Header, ...] = (NO_CACHE,) if no_cache else ()
         tail = (CORP_HEADERS if corp else ()) + (CLICKJACKING_HEADERS if framing else ())
         self.plain = base + tail
-        self._with_cors = {
+        #: the header set with each CORS variant, by the variant's `id()`
+        self.with_cors = {
             id(variant): base + variant + tail
             for variant in ((), CORS_HEADERS, CORS_HEADERS_MSC3886, CORS_HEADERS_MSC4108)
         }
-
-    def headers(self, cors: tuple[Header, ...]) -> tuple[Header, ...]:
-        return self._with_cors[id(cors)]
 
     def __repr__(self) -> str:
         return f"Kind.{self.name}"
@@ -109,23 +107,22 @@ def cors_headers(config: ServerConfig, raw_path: str = "") -> tuple[Header, ...]
     return CORS_HEADERS_MSC3886 if config.experimental_cors_msc3886 else CORS_HEADERS
 
 
-def policy_headers(kind: Kind, config: ServerConfig, raw_path: str) -> tuple[Header, ...]:
-    """The headers a response of `kind` gets (a shared tuple: never mutate it)."""
-    return kind.headers(cors_headers(config, raw_path)) if kind.cors else kind.plain
+def apply(
+    headers: list[Header], kind: Kind | None, default: Kind, config: ServerConfig, raw_path: str
+) -> list[Header]:
+    """`headers` plus what the policy gives a response of `kind` (`default` when None).
 
-
-def apply(headers: list[Header], extra: Iterable[Header], trusted: bool) -> list[Header]:
-    """`headers` plus the policy's `extra`.
-
-    `trusted`: the response was built by synwsgi's factory, which never sets
-    a policy header, so there is nothing to check.
+    A response built by synwsgi's factory says its kind and never carries a
+    policy header: its list is extended as it is. One a handler built itself
+    (kind None) only gets the headers it lacks, in a new list.
     """
-    if trusted:
-        headers.extend(extra)
+    if kind is not None:
+        headers.extend(kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain)
         return headers
+    kind = default
+    extra = kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain
     present = {name.lower() for name, _ in headers}
-    headers.extend(header for header in extra if header[0].lower() not in present)
-    return headers
+    return headers + [header for header in extra if header[0].lower() not in present]
 
 
 def merge(headers: list[Header], extra: Iterable[Header]) -> list[Header]:

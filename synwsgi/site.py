@@ -145,11 +145,8 @@ class Site:
                 pieces = None
             if request.method == "HEAD" or response.status in _NO_BODY:
                 _drop_body(response)
-            kind = response.kind or resource.result_kind
             headers = policy.apply(
-                response.headers,
-                policy.policy_headers(kind, request.config, request.raw_path),
-                trusted=response.kind is not None,
+                response.headers, response.kind, resource.result_kind, request.config, request.raw_path
             )
             if request.response_headers:
                 headers = policy.merge(headers, request.response_headers)
