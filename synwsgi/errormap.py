@@ -67,13 +67,25 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
         exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
     elif isinstance(exc, HTTPException) and exc.code is not None:
         # Werkzeug's own errors (body limits, `abort`) as Matrix errors.
-        code = exc.code
-        exc = SynapseError(code, exc.name, _ERRCODES_BY_STATUS.get(code, Codes.UNKNOWN))
+        exc = SynapseError(exc.code, exc.name, _ERRCODES_BY_STATUS.get(exc.code, Codes.UNKNOWN))
     # Synapse's errors describe themselves; any exception that does is one.
     if isinstance(exc, SynapseError) or (
         isinstance(getattr(exc, "code", None), int) and hasattr(exc, "error_dict")
     ):
-        return _synapse_error(request, exc)
+        described: Any = exc
+        code: int = described.code
+        msg = exc.msg if isinstance(exc, CodeMessageException) else str(getattr(exc, "msg", "") or exc)
+        if logger.isEnabledFor(logging.INFO):
+            debug_context = getattr(exc, "debug_context", None)
+            if debug_context:
+                logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
+            else:
+                logger.info("%r SynapseError: %s - %s", request, code, msg)
+        headers = getattr(exc, "headers", None)
+        if headers and code == HTTPStatus.BAD_REQUEST and isinstance(exc, UnrecognizedRequestError):
+            headers = None  # the legacy answer lists no methods
+        body = described.error_dict(request.config)
+        return ErrorDescription(code, body, msg, headers or None)
     if isinstance(exc, CancelledError):
         scope = request.cancel_scope
         if scope is None or not scope.disconnected:
@@ -91,21 +103,6 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
     if html_page and isinstance(exc, CodeMessageException):
         return ErrorDescription(exc.code, _INTERNAL_ERROR, exc.msg, exc.headers)
     return ErrorDescription(HTTPStatus.INTERNAL_SERVER_ERROR, _INTERNAL_ERROR, "Internal server error")
-
-
-def _synapse_error(request: SynapseRequest, exc: Any) -> ErrorDescription:
-    code: int = exc.code
-    msg = exc.msg if isinstance(exc, CodeMessageException) else str(getattr(exc, "msg", "") or exc)
-    if logger.isEnabledFor(logging.INFO):
-        debug_context = getattr(exc, "debug_context", None)
-        if debug_context:
-            logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
-        else:
-            logger.info("%r SynapseError: %s - %s", request, code, msg)
-    headers = getattr(exc, "headers", None)
-    if headers and code == HTTPStatus.BAD_REQUEST and isinstance(exc, UnrecognizedRequestError):
-        headers = None  # the legacy answer lists no methods
-    return ErrorDescription(code, exc.error_dict(request.config), msg, headers or None)
 
 
 def _log_unexpected(request: SynapseRequest, exc: BaseException) -> None:

@@ -168,8 +168,8 @@ class SynapseError(CodeMessageException):
         debug_context: str | None = None,
     ) -> None:
         super().__init__(code, msg, headers)
-        self.errcode = _plain(errcode)
-        self._additional_fields = dict(additional_fields or {})
+        self.errcode = errcode if type(errcode) is str else _plain(errcode)
+        self._additional_fields = dict(additional_fields) if additional_fields else None
         self._debug_context = debug_context
 
     @property
@@ -179,6 +179,8 @@ class SynapseError(CodeMessageException):
 
     def error_dict(self, config: object | None = None) -> dict[str, Any]:
         """The JSON body of this error. `config` is accepted for Synapse parity."""
+        if self._additional_fields is None:
+            return {"error": self.msg, "errcode": self.errcode}
         return cs_error(self.msg, self.errcode, **self._additional_fields)
 
 
@@ -342,7 +344,7 @@ class UnstableSpecAuthError(AuthError):
         fields: dict[str, Any] = {}
         if getattr(getattr(config, "experimental", None), "msc3848_enabled", False):
             fields["org.matrix.msc3848.unstable.errcode"] = self.errcode
-        return cs_error(self.msg, self.previous_errcode, **fields, **self._additional_fields)
+        return cs_error(self.msg, self.previous_errcode, **fields, **(self._additional_fields or {}))
 
 
 class InvalidClientCredentialsError(SynapseError):
