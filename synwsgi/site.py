@@ -192,8 +192,9 @@ class Site:
 
     def _mount(self, path: str) -> tuple[str, Resource | None]:
         """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
-        for prefix, resource in self._mounts.get(_first_segment(path), ()):
-            if _is_under(path, prefix):
+        end = path.find("/", 1)  # `_first_segment` and `_is_under`, inlined: every request comes here
+        for prefix, resource in self._mounts.get(path[:end] if end > 0 else path, ()):
+            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
                 return prefix, resource
         return "", self._root
 
