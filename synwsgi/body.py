@@ -72,13 +72,20 @@ def split(data: bytes, max_size: int) -> Iterator[bytes]:
 
 
 class ResponseBody:
-    """The WSGI iterable: counts what it hands over, knows if it finished."""
+    """The WSGI iterable: counts what it hands over, knows if it finished.
+
+    The server iterates and closes it outside the request's context, so
+    `context` is entered for `close()` and, when there is a handler's
+    `source` to pull from, for each piece (bytes already in memory run no
+    handler code and need none).
+    """
 
     __slots__ = (
         "_closed",
         "_context",
         "_on_close",
         "_pieces",
+        "_pull_context",
         "_source",
         "bytes_sent",
         "finished",
@@ -95,6 +102,7 @@ class ResponseBody:
         self._source = source
         self._on_close = on_close
         self._context = context
+        self._pull_context = context if source is not None else None
         self.bytes_sent = 0
         self.finished = False
         self._closed = False
@@ -103,7 +111,7 @@ class ResponseBody:
         return self
 
     def __next__(self) -> bytes:
-        piece = self._pull() if self._context is None else self._context.run(self._pull)
+        piece = self._pull() if self._pull_context is None else self._pull_context.run(self._pull)
         self.bytes_sent += len(piece)
         return piece
 
@@ -128,6 +136,12 @@ class ResponseBody:
             self._finish()
         else:
             self._context.run(self._finish)
+
+    def discard(self) -> None:
+        """Close a body that never reached the server, from inside the request's context."""
+        if not self._closed:
+            self._closed = True
+            self._finish()
 
     def _finish(self) -> None:
         try:

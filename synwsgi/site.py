@@ -160,7 +160,7 @@ class Site:
             start_response(status_line(response.status), response.headers)
             return body
         except Exception as exc:  # noqa: BLE001 - synwsgi failed, or the server refused our headers
-            return self._fail(request, exc, body, start_response, context)
+            return self._fail(request, exc, body, start_response)
 
     def _new_request(self, environ: WSGIEnvironment) -> SynapseRequest:
         key = self._request_id_environ_key
@@ -253,16 +253,8 @@ class Site:
         if pieces is None:
             data = response.body
             assert isinstance(data, bytes)
-            if len(data) <= request.config.max_chunk_size:
-                if not watched:
-                    return [data]  # nothing to do when it closes: the common case, kept cheap
-                # Handing over bytes runs no code of the handler's: only the
-                # hooks need the request's context, when the body closes.
-                run_in_context: Any = context.run
-                on_finish = functools.partial(
-                    run_in_context, self._request_finished, request, close_connection
-                )
-                return ResponseBody(iter((data,) if data else ()), None, on_finish)
+            if not watched and len(data) <= request.config.max_chunk_size:
+                return [data]  # nothing to do when it closes: the common case, kept cheap
             pieces = split(data, request.config.max_chunk_size)
         else:
             source = response.body
@@ -281,18 +273,16 @@ class Site:
         exc: Exception,
         body: Iterable[bytes] | None,
         start_response: StartResponse,
-        context: contextvars.Context,
     ) -> Iterable[bytes]:
         """The last resort: synwsgi failed after the error map (a bug, or headers the server refused)."""
         logger.error("Failed to send a response to %r", request, exc_info=(type(exc), exc, exc.__traceback__))
         data = encode_canonical_json({"errcode": Codes.UNKNOWN.value, "error": "Internal server error"})
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+        # The hooks hear of the request once, whatever happened (we are in its context).
         if isinstance(body, ResponseBody):
-            body.close()  # the hooks hear of the request once, whatever happened
+            body.discard()
         elif self._hooks is not None:
-            ResponseBody(
-                iter(()), None, functools.partial(self._request_finished, request, False), context
-            ).close()
+            self._request_finished(request, False, ResponseBody(iter(())))
         request.response_code = HTTPStatus.INTERNAL_SERVER_ERROR
         start_response(status_line(HTTPStatus.INTERNAL_SERVER_ERROR), headers, sys.exc_info())
         return [data]

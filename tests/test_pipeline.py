@@ -5,6 +5,7 @@ Each of these failed on the code before the pipeline was rebuilt.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -277,3 +278,24 @@ def test_request_class_is_pluggable() -> None:
     resource = JsonResource()
     resource.register_paths("GET", ["/which"], which, "Which")
     assert Client(Site({"/": resource}, request_class=MyRequest)).get("/which").json == {"flavour": "mine"}
+
+
+def test_a_server_refusing_the_headers_gets_a_500_and_the_hooks_hear_once() -> None:
+    """`start_response` may raise (a server refusing a header); PEP 3333 lets the app answer again."""
+    recorder = Recorder()
+    calls: list[tuple[str, Any]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        calls.append((status, exc_info))
+        if len(calls) == 1:
+            raise ValueError("header refused")
+        return lambda data: None
+
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/ok", "wsgi.input": None, "QUERY_STRING": ""}
+    body = _site(recorder)(environ, start_response)
+    data = b"".join(body)
+    getattr(body, "close", lambda: None)()
+    assert [status for status, _ in calls] == ["200 OK", "500 Internal Server Error"]
+    assert calls[1][1] is not None and calls[1][1][0] is ValueError
+    assert json.loads(data)["errcode"] == "M_UNKNOWN"
+    assert len(recorder.finished) == 1 and recorder.finished == recorder.started
