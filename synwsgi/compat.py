@@ -95,6 +95,12 @@ class SynapseRequestCompat:
         """Mark the response complete (it goes out when the handler returns)."""
         self.handler_finished = True
 
+    def written(self) -> bytes | None:
+        """What `write()` buffered, or None when neither `write()` nor `finish()` was called."""
+        if self._written is None and not self.handler_finished:
+            return None
+        return b"".join(self._written or ())
+
     # -- request -------------------------------------------------------------------
 
     @overload

@@ -30,7 +30,8 @@ from .headers import (
 )
 
 # Synapse answers the MSC4108 rendezvous endpoints with their own CORS variant.
-_MSC4108_PATHS = ("/_matrix/client/unstable/org.matrix.msc4108/rendezvous", "/_synapse/client/rendezvous")
+_MSC4108_RENDEZVOUS = "/_matrix/client/unstable/org.matrix.msc4108/rendezvous"
+_MSC4108_SESSIONS = "/_synapse/client/rendezvous"
 
 
 class Kind:
@@ -100,9 +101,7 @@ def cors_headers(config: ServerConfig, raw_path: str = "") -> tuple[Header, ...]
     """The CORS headers `config` asks for on `raw_path`: none, Synapse's, or an MSC variant."""
     if not config.send_cors:
         return ()
-    if raw_path.startswith(_MSC4108_PATHS) and (
-        raw_path == _MSC4108_PATHS[0] or raw_path.startswith(_MSC4108_PATHS[1])
-    ):
+    if raw_path == _MSC4108_RENDEZVOUS or raw_path.startswith(_MSC4108_SESSIONS):
         return CORS_HEADERS_MSC4108
     return CORS_HEADERS_MSC3886 if config.experimental_cors_msc3886 else CORS_HEADERS
 
@@ -116,11 +115,13 @@ def apply(
     policy header: its list is extended as it is. One a handler built itself
     (kind None) only gets the headers it lacks, in a new list.
     """
-    if kind is not None:
-        headers.extend(kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain)
-        return headers
-    kind = default
+    trusted = kind is not None
+    if kind is None:
+        kind = default
     extra = kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain
+    if trusted:
+        headers.extend(extra)
+        return headers
     present = {name.lower() for name, _ in headers}
     return headers + [header for header in extra if header[0].lower() not in present]
 

@@ -90,8 +90,8 @@ def _from_request(request: SynapseRequest) -> Response:
     if response is not None:
         response.status = request.code
         return response
-    if request._written is not None or request.handler_finished:
-        body = b"".join(request._written or ())
+    body = request.written()
+    if body is not None:
         return Response(request.code, [("Content-Length", str(len(body)))], body)
     raise RuntimeError(f"{request.servlet_name} returned None without sending a response")
 
