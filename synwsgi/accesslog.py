@@ -27,25 +27,6 @@ _ACCESS_FORMAT = (
 )
 
 
-_CPU_USAGE = object()  # request.hook_state key of the measured (user, system) CPU
-
-
-def finished_cpu_usage(request: SynapseRequest) -> tuple[float, float]:
-    """`request.cpu_usage()`, measured once per request however many hooks ask.
-
-    The access log and the metrics both report the handling's CPU; each
-    measurement is a `getrusage` system call, so the first hook to ask
-    stores the result in `request.hook_state` for the others.
-    """
-    state = request.hook_state
-    if state is None:
-        return request.cpu_usage()
-    usage: tuple[float, float] | None = state.get(_CPU_USAGE)
-    if usage is None:
-        usage = state[_CPU_USAGE] = request.cpu_usage()
-    return usage
-
-
 class AccessLogger(RequestHooks):
     """Logs `Processed request` on `synwsgi.access` (OPTIONS at DEBUG, others INFO)."""
 
@@ -60,7 +41,7 @@ class AccessLogger(RequestHooks):
             return  # nothing is measured or formatted for a line nobody reads
         now = time.perf_counter()
         sent_at = request.processing_end or now
-        user_cpu, system_cpu = finished_cpu_usage(request)
+        user_cpu, system_cpu = request.cpu_usage()
         environ = request.environ
         code = request.response_code if request.finished(body) else f"{request.response_code}!"
         # The message's `%` runs once, when a handler formats the record.

@@ -28,7 +28,6 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client import values as prometheus_values
 
-from .accesslog import finished_cpu_usage
 from .hooks import RequestHooks
 from .policy import Kind
 from .resources import Handler, Resource, method_not_allowed
@@ -313,7 +312,7 @@ class ServerMetrics(RequestHooks):
         elapsed = time.perf_counter() - request.start_time
         if elapsed < 0.0:
             elapsed = 0.0
-        user, system = finished_cpu_usage(request)
+        user, system = request.cpu_usage()
         sent = body.bytes_sent
         sink = self._sink
         if sink is None:

@@ -122,6 +122,7 @@ class SynapseRequest(SynapseRequestCompat, Request):
     hook_state: dict[object, Any] | None = None
     processing_end: float | None = None
     _start_cpu: tuple[float, float] | None = None
+    _cpu_used: tuple[float, float] | None = None
     _body: bytes | None = None
     #: the pattern of the servlet that matched
     route: str | None = None
@@ -152,13 +153,17 @@ class SynapseRequest(SynapseRequestCompat, Request):
     def cpu_usage(self) -> tuple[float, float]:
         """User and system CPU seconds used since `start_cpu_accounting`.
 
-        Measured on the serving thread: under gevent it includes whatever
-        other greenlets ran meanwhile.
+        Measured once, at the first call (the hooks ask when the response is
+        done: the access log and the metrics then share one `getrusage`), on
+        the serving thread: under gevent it includes whatever other greenlets
+        ran meanwhile.
         """
-        if self._start_cpu is None:
-            return 0.0, 0.0
-        user, system = _cpu_times()
-        return user - self._start_cpu[0], system - self._start_cpu[1]
+        if self._cpu_used is None:
+            if self._start_cpu is None:
+                return 0.0, 0.0
+            user, system = _cpu_times()
+            self._cpu_used = (user - self._start_cpu[0], system - self._start_cpu[1])
+        return self._cpu_used
 
     def finished(self, body: ResponseBody) -> bool:
         """Whether the whole response reached the server and the client was still there."""
