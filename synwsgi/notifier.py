@@ -5,17 +5,12 @@ wants to wait, up to a timeout, until one of the things it listens for (string
 keys: room ids, user ids, ...) moves past it. Another request that writes
 calls `notify(keys, position)` after its commit, which wakes those waiters.
 
-How a parked request waits, per worker type:
-
-* **gevent**: one `threading.Event` per waiter (cooperative once gevent has
-  monkey-patched `threading`), waited on for the whole remaining time. A
-  parked request costs no CPU until `notify` sets its event or its timer
-  fires. When the client goes away, synwsgi's runtime kills the `@cancellable`
-  handler's greenlet, which interrupts the wait; `finally` unregisters it.
-* **threads** (gthread, sync, the dev server): threads cannot be interrupted,
-  so the wait is cut in slices of the request config's
-  `cancellation_poll_interval` with `check_cancelled()` between them; the
-  disconnect watcher thread sets the flag it checks.
+A parked request waits on one `threading.Event` of its own, through
+`runtime.wait_event`, which knows the worker type: under gevent the wait
+costs no CPU until `notify` sets the event or the timer fires, and a client
+that leaves interrupts it with `CancelledError`; on threads it is cut in
+slices of `cancellation_poll_interval` with a cancellation check between
+them. Either way `finally` unregisters the waiter.
 
 Beyond one process, a `NotifierRelay` carries each `notify` to every other
 process (see `PostgresNotifierRelay`); the default needs nothing installed
@@ -37,7 +32,6 @@ from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol, TypeVar
 
 from . import runtime
-from .cancellation import check_cancelled
 from .request import current_request
 
 logger = logging.getLogger(__name__)
@@ -46,11 +40,6 @@ T = TypeVar("T")
 
 # Used when a wait runs outside a request (tests, background jobs).
 DEFAULT_POLL_INTERVAL = 0.05
-
-
-def _threading_is_cooperative() -> bool:
-    """Whether waits yield to the gevent hub (`runtime` decides the worker type)."""
-    return runtime.current().name == "gevent"
 
 
 class _Waiter:
@@ -193,31 +182,15 @@ class Notifier:
 
     def _wait(self, waiter: _Waiter, seconds: float) -> bool:
         """Wait up to `seconds` to be woken; False on timeout. Clears the wake-up."""
-        if _threading_is_cooperative():
-            # The hub wakes this greenlet on `set()` or at the timer; a killed
-            # handler greenlet leaves from here with `CancelledError`.
-            woken = waiter.event.wait(seconds)
-        else:
-            woken = self._wait_in_slices(waiter.event, seconds)
+        request = current_request()
+        interval = request.config.cancellation_poll_interval if request is not None else DEFAULT_POLL_INTERVAL
+        woken = runtime.current().wait_event(waiter.event, seconds, interval)
         if woken:
             with self._lock:
                 waiter.event.clear()
                 # Do not wake again for what the next read is about to see.
                 waiter.from_position = waiter.woken_at
         return woken
-
-    @staticmethod
-    def _wait_in_slices(event: threading.Event, seconds: float) -> bool:
-        request = current_request()
-        interval = request.config.cancellation_poll_interval if request is not None else DEFAULT_POLL_INTERVAL
-        deadline = time.monotonic() + seconds
-        while True:
-            check_cancelled()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            if event.wait(min(interval, remaining)):
-                return True
 
     # -- introspection and lifecycle --------------------------------------
 

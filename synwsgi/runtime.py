@@ -88,6 +88,18 @@ class ThreadRuntime:
         finally:
             done.set()  # the watcher ends within one poll period, unjoined
 
+    def wait_event(self, event: threading.Event, seconds: float, poll_interval: float) -> bool:
+        """`event.wait(seconds)` that a cancellation interrupts: threads cannot be
+        interrupted, so wait in slices and check between them."""
+        deadline = time.monotonic() + seconds
+        while True:
+            check_cancelled()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if event.wait(min(poll_interval, remaining)):
+                return True
+
     def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
@@ -136,6 +148,11 @@ class GeventRuntime(ThreadRuntime):
         # From the hub, as Greenlet.kill does; only while the handler runs.
         if scope.active and not target.dead:
             target.throw(CancelledError())
+
+    def wait_event(self, event: threading.Event, seconds: float, poll_interval: float) -> bool:
+        # gevent's patched Event: the hub wakes this greenlet on `set()` or at
+        # the timer, and a cancellation is thrown in while it waits.
+        return event.wait(seconds)
 
     def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
         timeout: contextlib.AbstractContextManager[object] = self._gevent.Timeout(seconds, TimeoutError)
