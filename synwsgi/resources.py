@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from .errors import UnrecognizedRequestError
@@ -141,17 +142,10 @@ class JsonResource(DirectServeJsonResource):
 
     canonical_json = True
 
-    def __init__(
-        self,
-        hs: object = None,
-        canonical_json: bool | None = None,
-        extract_context: bool = False,
-        clock: object = None,
-        *,
-        config: ServerConfig | None = None,
-    ) -> None:
-        super().__init__(hs, canonical_json, extract_context, clock, config=config)
-        self.router = Router()
+    @cached_property
+    def router(self) -> Router:
+        """The routes registered so far (made on first use: the constructor is the direct-serve one)."""
+        return Router()
 
     def register_paths(
         self,

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import select
 import sys
 import threading
@@ -53,9 +52,6 @@ class RequestLike(Protocol):
     def content_length(self) -> int | None: ...
 
     def get_data(self) -> bytes: ...
-
-
-logger = logging.getLogger(__name__)
 
 
 class ThreadRuntime:
