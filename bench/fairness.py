@@ -29,9 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.hubstall import LARGE_CACHED_PATH, check_variant, running
+from bench.hubstall import big_json_reference, check_variant, running
 from bench.inproc import STATE_CASE
-from bench.jsonbench import events_of_size
 from bench.model import Failure, Group, Row, Target, guarded, row_from_runs
 from bench.servers import HOST
 from bench.streaming import TransferError, fetch_discard
@@ -120,13 +119,7 @@ def fairness_bench(reps: int = 5, target_mb: float = 20, log_dir: Path | None = 
     if log_dir is None:
         with tempfile.TemporaryDirectory(prefix="synwsgi-fairness-") as tmp:
             return fairness_bench(reps, target_mb, Path(tmp))
-    from canonicaljson import encode_canonical_json
-
-    obj = events_of_size(int(target_mb * 2**20))
-    reference = encode_canonical_json(obj)
-    count = len(obj["items"])
-    del obj
-    target = f"{LARGE_CACHED_PATH}?items={count}"
+    reference, _count, target = big_json_reference(target_mb)
     group = Group(
         "fairness",
         f"gevent -w 1: small GET latency while {BIG_CLIENTS} clients fetch "

@@ -179,16 +179,20 @@ def measure_idle(port: int, seconds: float) -> Sample:
     return Sample(seconds * 1e3, report["max_gap_ms"], report["max_cpu_gap_ms"])
 
 
+def big_json_reference(target_mb: float) -> tuple[bytes, int, str]:
+    """canonicaljson's bytes for about `target_mb` MB of events, their count, and the path serving them."""
+    obj = events_of_size(int(target_mb * 2**20))
+    reference = encode_canonical_json(obj)
+    count = len(obj["items"])
+    return reference, count, f"{LARGE_CACHED_PATH}?items={count}"
+
+
 def hub_stall_bench(reps: int = 11, target_mb: float = 20, log_dir: Path | None = None) -> Group | None:
     """The hub stall group: ``reps`` rotated rounds of every run (medians)."""
     if log_dir is None:
         with tempfile.TemporaryDirectory(prefix="synwsgi-hubstall-") as tmp:
             return hub_stall_bench(reps, target_mb, Path(tmp))
-    obj = events_of_size(int(target_mb * 2**20))
-    reference = encode_canonical_json(obj)
-    count = len(obj["items"])
-    del obj
-    target = f"{LARGE_CACHED_PATH}?items={count}"
+    reference, count, target = big_json_reference(target_mb)
     group = Group(
         "hubstall",
         f"gevent hub while sending {count} events ({len(reference) / 2**20:.1f} MiB) of "
