@@ -15,8 +15,8 @@ The life of a request (`Site.wsgi_app`, one `try` around all of it):
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, body, devserver, transactions
--> paths, policy, runtime, rest -> compat, responses, routing -> request
+errors, config, headers, jsonenc, cancellation, connection, devserver, transactions
+-> body, paths, policy, runtime, rest -> compat, responses, routing -> request
 -> errormap, hooks, logcontext, notifier, resources, results
 -> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
 """
@@ -27,7 +27,6 @@ from .auth import UserID as UserID
 from .auth import create_requester as create_requester
 from .auth import get_access_token_from_request as get_access_token_from_request
 from .auth import has_access_token as has_access_token
-from .body import ResponseAborted as ResponseAborted
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED as HTTP_STATUS_REQUEST_CANCELLED
 from .cancellation import CancelledError as CancelledError
 from .cancellation import cancellable as cancellable
@@ -62,6 +61,7 @@ from .errors import RedirectException as RedirectException
 from .errors import RequestSendFailed as RequestSendFailed
 from .errors import RequestTooLargeError as RequestTooLargeError
 from .errors import ResourceLimitError as ResourceLimitError
+from .errors import ResponseAborted as ResponseAborted
 from .errors import RoomKeysVersionError as RoomKeysVersionError
 from .errors import ShadowBanError as ShadowBanError
 from .errors import StoreError as StoreError

@@ -12,18 +12,12 @@ a truncated body, not a clean-looking one) and without logging it again.
 from __future__ import annotations
 
 import contextvars
-import errno
 import logging
 from collections.abc import Callable, Iterable, Iterator
 
+from .errors import ResponseAborted
+
 logger = logging.getLogger(__name__)
-
-
-class ResponseAborted(BrokenPipeError):
-    """The body failed half-way; the connection must be dropped."""
-
-    def __init__(self) -> None:
-        super().__init__(errno.EPIPE, "response body failed; connection dropped")
 
 
 def rechunk(pieces: Iterable[bytes], min_size: int, max_size: int) -> Iterator[bytes]:

@@ -4,7 +4,9 @@ Each error knows how to describe itself (`code`, `error_dict(config)`,
 `headers`); `synwsgi.responses` turns that description into a response.
 Servlet code ported from Synapse raises these unchanged: the constructors
 take Synapse's arguments (`synapse/api/errors.py`). Nothing here imports the
-rest of synwsgi.
+rest of synwsgi. The errors synwsgi's own machinery raises live here too:
+the modules that raise them stay free of class definitions that subclass
+built-in exceptions, which the optional mypyc build cannot compile.
 
 Deliberate difference: `UnrecognizedRequestError` defaults to 404 (Synapse:
 400), the status the Matrix spec asks for an unknown endpoint.
@@ -12,6 +14,7 @@ Deliberate difference: `UnrecognizedRequestError` defaults to 404 (Synapse:
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -589,3 +592,29 @@ class RequestTooLargeError(SynapseError):
             f"Request content is too large (>{max_size})",
             Codes.TOO_LARGE,
         )
+
+
+class InvalidPathParameter(SynapseError):
+    """A path parameter is not valid percent-encoded UTF-8."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            HTTPStatus.BAD_REQUEST,
+            f"Path parameter {name!r} is not valid percent-encoded UTF-8",
+            Codes.INVALID_PARAM,
+        )
+
+
+class MethodNotAllowedError(UnrecognizedRequestError):
+    """The path is known, the method is not: 405 with every method it answers in `Allow`."""
+
+    def __init__(self, allowed: list[str]) -> None:
+        self.allowed = allowed
+        super().__init__(code=HTTPStatus.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(allowed)})
+
+
+class ResponseAborted(BrokenPipeError):
+    """The body failed half-way (`synwsgi.body`); the connection must be dropped."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.EPIPE, "response body failed; connection dropped")

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import functools
 import re
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
-from .errors import Codes, SynapseError
+from .errors import InvalidPathParameter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -44,17 +43,6 @@ def raw_path_from_environ(environ: WSGIEnvironment) -> str:
         if path.startswith(quoted_root):
             path = path[len(quoted_root) :]
     return path or "/"
-
-
-class InvalidPathParameter(SynapseError):
-    """A path parameter is not valid percent-encoded UTF-8."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(
-            HTTPStatus.BAD_REQUEST,
-            f"Path parameter {name!r} is not valid percent-encoded UTF-8",
-            Codes.INVALID_PARAM,
-        )
 
 
 def unquote_strict(value: str, name: str = "path") -> str:

@@ -17,22 +17,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import Any
 
 from werkzeug.routing import Map, Rule
 from werkzeug.routing.converters import PathConverter, UnicodeConverter
 
-from .errors import UnrecognizedRequestError
-from .paths import InvalidPathParameter, unquote_strict
-
-
-class MethodNotAllowedError(UnrecognizedRequestError):
-    """The path is known, the method is not: 405 with every method it answers in `Allow`."""
-
-    def __init__(self, allowed: list[str]) -> None:
-        self.allowed = allowed
-        super().__init__(code=HTTPStatus.METHOD_NOT_ALLOWED, headers={"Allow": ", ".join(allowed)})
+from .errors import InvalidPathParameter, MethodNotAllowedError, UnrecognizedRequestError
+from .paths import unquote_strict
 
 
 class RawUnicodeConverter(UnicodeConverter):
@@ -146,8 +137,7 @@ class _MethodTable:
                         best, best_match = route, m
                         break
             end = path.find("/", end) + 1
-            if not end:
-                break
+            scan = end > 0
         return None if best is None else (best, best_match)
 
 

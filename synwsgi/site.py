@@ -43,13 +43,18 @@ from .cancellation import CancelledError
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import ask_server_to_close, end_connection
 from .errormap import render_error
-from .errors import Codes, RequestTooLargeError, SynapseError, UnrecognizedRequestError
+from .errors import (
+    Codes,
+    MethodNotAllowedError,
+    RequestTooLargeError,
+    SynapseError,
+    UnrecognizedRequestError,
+)
 from .hooks import HookRunner, RequestHooks, run_hooks
 from .jsonenc import encode_canonical_json
 from .request import SynapseRequest, current_request_var, next_request_id
 from .resources import Resource
 from .responses import Response, close_body, status_line
-from .routing import MethodNotAllowedError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
