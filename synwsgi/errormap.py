@@ -23,8 +23,9 @@ from werkzeug.exceptions import HTTPException
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED, CancelledError
 from .errors import CodeMessageException, Codes, RedirectException, SynapseError, UnrecognizedRequestError
 from .headers import safe_header
+from .jsonenc import encode_canonical_json
 from .policy import merge
-from .responses import Response, html_response, json_response, redirect_response
+from .responses import Response, html_response, json_bytes_response, redirect_response
 
 if TYPE_CHECKING:
     import jinja2
@@ -119,13 +120,32 @@ def render_error(request: SynapseRequest, exc: BaseException, html_template: Any
     (`str` with `{code}`/`{msg}`, or a `jinja2.Template`), else JSON."""
     if html_template is None:
         error = describe_error(request, exc)
-        response = json_response(error.code, error.body)
+        response = json_bytes_response(error.code, _json_error_body(error.body))
     else:
         error = describe_error(request, exc, html_page=True)
         response = _html_page(error, html_template)
     if error.headers:
         response.headers = merge(response.headers, (safe_header(k, v) for k, v in error.headers.items()))
     return response
+
+
+def _json_error_body(body: Mapping[str, Any]) -> bytes:
+    """`body` as canonical JSON; the plain `{errcode, error}` bodies, which
+    repeat (every unknown path is the same 404), are encoded once each."""
+    if len(body) == 2:
+        errcode, msg = body.get("errcode"), body.get("error")
+        if type(errcode) is str and type(msg) is str:
+            data = _ERROR_BODIES.get((errcode, msg))
+            if data is None:
+                if len(_ERROR_BODIES) >= _ERROR_BODIES_MAX:
+                    _ERROR_BODIES.clear()  # messages that embed request data: stay bounded
+                data = _ERROR_BODIES[errcode, msg] = encode_canonical_json(body)
+            return data
+    return encode_canonical_json(body)
+
+
+_ERROR_BODIES: dict[tuple[str, str], bytes] = {}
+_ERROR_BODIES_MAX = 1024
 
 
 def _html_page(error: ErrorDescription, template: str | jinja2.Template) -> Response:

@@ -148,6 +148,9 @@ class Router:
         self.map = new_map()
         self._routes: list[Route] = []
         self._tables: dict[str, _MethodTable] = {}
+        #: every route whatever its method: one look tells an unknown path (404)
+        #: from a known one with another method (405), without trying each method
+        self._any_method = _MethodTable()
 
     def add(self, method: str, pattern: str | re.Pattern[str], endpoint: Any) -> Route:
         """Register `pattern` for `method`; earlier registrations win."""
@@ -165,6 +168,7 @@ class Router:
             is_static = not rule.arguments
         self._routes.append(route)
         self._tables.setdefault(method, _MethodTable()).add(route, is_static)
+        self._any_method.add(route, is_static)
         return route
 
     def __iter__(self) -> Iterator[Route]:
@@ -184,10 +188,9 @@ class Router:
         if found is not None:
             route, m = found
             return route, (route.params(m) if m is not None else {})
-        allowed = self.allowed_methods(raw_path)
-        if allowed:
-            raise MethodNotAllowedError(allowed)
-        raise UnrecognizedRequestError()
+        if self._any_method.match(raw_path) is None:
+            raise UnrecognizedRequestError()
+        raise MethodNotAllowedError(self.allowed_methods(raw_path))
 
     def allowed_methods(self, raw_path: str) -> list[str]:
         """The methods some route answers on `raw_path` (HEAD implied by GET)."""

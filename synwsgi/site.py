@@ -20,7 +20,7 @@ that does it:
 
 One `try` covers all of it: no exception of a handler, a hook or synwsgi
 reaches the server before the first byte. After it, a failing body is
-logged once and the connection dropped (`body.ResponseAborted`).
+logged once and the connection dropped (`errors.ResponseAborted`).
 """
 
 from __future__ import annotations

@@ -291,3 +291,29 @@ def test_synapse_error_is_not_logged_as_error(request_log: pytest.LogCaptureFixt
     client_raising(SynapseError(400, "meh")).get("/e")
     client_raising(LimitExceededError(retry_after_ms=5)).get("/e")
     assert error_records(request_log) == []
+
+
+def test_error_bodies_stay_right_however_many_messages_repeat_or_differ() -> None:
+    """Plain `{errcode, error}` bodies are encoded once each and reused: every
+    message must still come back as its own, past the cache's bound, and a
+    body with more fields is never confused with the plain one."""
+    messages = [f"Unknown room !r{i}:example.org \u2603" for i in range(1500)]
+    state = {"i": 0}
+
+    def callback(request: SynapseRequest) -> Any:
+        i = state["i"]
+        if i % 2:
+            raise SynapseError(400, messages[i], Codes.INVALID_PARAM, {"extra": i})
+        raise SynapseError(400, messages[i], Codes.INVALID_PARAM)
+
+    client = json_client(("GET", ["/e"], callback, "Errors"))
+    for round_ in range(2):  # the second round reads what the first one cached
+        for i in range(0, 1500, 7):
+            state["i"] = i
+            response = client.get("/e")
+            expected: dict[str, Any] = {"errcode": "M_INVALID_PARAM", "error": messages[i]}
+            if i % 2:
+                expected["extra"] = i
+            assert response.status_code == 400, round_
+            assert response.get_data() == canonicaljson.encode_canonical_json(expected)
+            assert response.headers["Content-Length"] == str(len(response.get_data()))
