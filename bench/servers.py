@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -40,6 +41,23 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def child_setup(cpus: Collection[int] | None = None) -> Callable[[], None]:
+    """A ``preexec_fn``: :func:`die_with_parent`, then (if given) restrict the
+    child and everything it forks to ``cpus``."""
+
+    def setup() -> None:
+        die_with_parent()
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
+    return setup
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on, in order."""
+    return sorted(os.sched_getaffinity(0))
+
+
 def free_port() -> int:
     """A currently free TCP port on the loopback interface."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -59,11 +77,16 @@ def http_get(port: int, target: str, timeout: float = 5.0) -> tuple[int, bytes]:
         conn.close()
 
 
-def gunicorn_command(spec: str, worker_class: str, port: int) -> list[str]:
+def gunicorn_command(
+    spec: str, worker_class: str, port: int, workers: int = WORKERS, config: Path | None = None
+) -> list[str]:
+    """Without ``config``, gunicorn reads the repository's ``gunicorn.conf.py``
+    (it runs in ``ROOT``); the command line wins over either file."""
     return [
         sys.executable, "-m", "gunicorn",
+        *(["--config", str(config)] if config is not None else []),
         "--worker-class", worker_class,
-        "--workers", str(WORKERS),
+        "--workers", str(workers),
         "--bind", f"{HOST}:{port}",
         "--no-control-socket",
         "--chdir", str(ROOT),
@@ -81,6 +104,21 @@ class Server:
     port: int
     process: subprocess.Popen[bytes]
     log_path: Path
+
+    def worker_pids(self) -> list[int]:
+        """The arbiter's children (its workers), found through ``/proc``."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # gone meanwhile
+                continue
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after it
+            if int(stat.rpartition(")")[2].split()[1]) == self.process.pid:
+                pids.append(int(entry.name))
+        return sorted(pids)
 
     def log_tail(self, lines: int = 3) -> str:
         try:
@@ -116,31 +154,48 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def start_gunicorn(name: str, worker_class: str, log_dir: Path) -> Server:
+@dataclass(frozen=True)
+class Launch:
+    """How a pool starts its servers: ``gunicorn_command``'s ``workers`` and
+    ``config``, the CPUs the server may use (None: any) and per-candidate
+    extras: ``specs`` (the app of a name that is no peer) and ``env``."""
+
+    workers: int = WORKERS
+    config: Path | None = None
+    cpus: Collection[int] | None = None
+    specs: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+
+def start_gunicorn(name: str, worker_class: str, log_dir: Path, launch: Launch | None = None) -> Server:
     """Start gunicorn for ``name`` in its own session; caller must stop it.
 
     Every server gets a fresh ``PROMETHEUS_MULTIPROC_DIR`` (as the repo's
     gunicorn.conf.py sets one) and ``SYNWSGI_BENCH_ACCESS_LOG``, the file
     the production-hooks app writes its access lines to."""
+    launch = launch or Launch()
     port = free_port()
-    log_path = log_dir / f"gunicorn-{name}-{worker_class}-{port}.log"
-    metrics_dir = log_dir / f"prometheus-{name}-{worker_class}-{port}"
+    slug = "".join(c if c.isalnum() or c in "+-_" else "-" for c in name)
+    log_path = log_dir / f"gunicorn-{slug}-{worker_class}-{port}.log"
+    metrics_dir = log_dir / f"prometheus-{slug}-{worker_class}-{port}"
     metrics_dir.mkdir()
     env = {
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
-        "SYNWSGI_BENCH_ACCESS_LOG": str(log_dir / f"access-{name}-{worker_class}-{port}.log"),
+        "SYNWSGI_BENCH_ACCESS_LOG": str(log_dir / f"access-{slug}-{worker_class}-{port}.log"),
+        **launch.env.get(name, {}),
     }
+    spec = launch.specs.get(name) or gunicorn_spec(name)
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            gunicorn_command(gunicorn_spec(name), worker_class, port),
+            gunicorn_command(spec, worker_class, port, launch.workers, launch.config),
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=die_with_parent,
+            preexec_fn=child_setup(launch.cpus),
         )
     return Server(name, worker_class, port, process, log_path)
 
@@ -155,6 +210,7 @@ class ServerPool:
 
     worker_class: str
     log_dir: Path
+    launch: Launch = field(default_factory=Launch)
     servers: dict[str, Server] = field(default_factory=dict)
     problems: dict[str, tuple[Status, str]] = field(default_factory=dict)
 
@@ -166,7 +222,7 @@ class ServerPool:
         except Unavailable as exc:
             self.problems[name] = ("unavailable", str(exc))
             return
-        server = start_gunicorn(name, self.worker_class, self.log_dir)
+        server = start_gunicorn(name, self.worker_class, self.log_dir, self.launch)
         self.servers[name] = server
         try:
             server.wait_ready()
