@@ -17,6 +17,9 @@ Environment read by the workers:
   and the worker refuses to boot unless ``synwsgi.site`` really was loaded
   from an extension module, so that row is an ``error`` rather than a
   silent rerun of the pure-Python one.
+* ``SYNWSGI_BENCH_PROFILE``: a path prefix; the worker samples its own
+  stacks on CPU time and writes them to ``<prefix>.<pid>`` when it exits
+  (see ``CpuSampler``).
 """
 
 from __future__ import annotations
@@ -56,3 +59,66 @@ def post_worker_init(worker: Any) -> None:
     # as in the repository's gunicorn.conf.py: keep long-lived objects out of the GC's walks
     gc.collect()
     gc.freeze()
+    _start_profile()
+
+
+# -- optional CPU-time profile of the worker (SYNWSGI_BENCH_PROFILE) ---------------
+
+PROFILE_ENV = "SYNWSGI_BENCH_PROFILE"
+PROFILE_INTERVAL_S = 0.0005
+
+
+class CpuSampler:
+    """A statistical profiler that samples on CPU time (``ITIMER_PROF``), so a
+    worker that waits for the CPU while other processes run is not sampled:
+    the samples split the worker's CPU time, the quantity the load rows judge.
+
+    C code (syscalls, Cython, the interpreter's own work) is credited to the
+    Python frame that called it: the leaf keeps its line number, so that a
+    call into a compiled framework can be told from the caller's own code.
+    Stacks are written in the collapsed format (``a;b;c count``) at exit.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.counts: dict[str, int] = {}
+
+    def start(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, PROFILE_INTERVAL_S, PROFILE_INTERVAL_S)
+
+    def _sample(self, signum: int, frame: Any) -> None:
+        names = []
+        leaf = True
+        while frame is not None:
+            code = frame.f_code
+            where = f"{code.co_qualname} ({code.co_filename}" + (f":{frame.f_lineno})" if leaf else ")")
+            names.append(where)
+            leaf = False
+            frame = frame.f_back
+        key = ";".join(reversed(names))
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def dump(self) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        with open(f"{self.path}.{os.getpid()}", "w") as out:
+            out.writelines(f"{stack} {count}\n" for stack, count in self.counts.items())
+
+
+_sampler: list[CpuSampler] = []
+
+
+def _start_profile() -> None:
+    path = os.environ.get(PROFILE_ENV)
+    if path:
+        _sampler.append(CpuSampler(path))
+        _sampler[0].start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    if _sampler:
+        _sampler[0].dump()
