@@ -6,6 +6,7 @@ import contextlib
 import ctypes
 import http.client
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -121,11 +122,15 @@ class Server:
         return sorted(pids)
 
     def log_tail(self, lines: int = 3) -> str:
+        """The last ``lines`` of the server's log, after the last exception
+        line (``SomeError: why``) if there is one: the reason a worker failed
+        to boot comes before the arbiter's closing lines."""
         try:
             text = self.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return " | ".join(text[-lines:])
+        errors = [line for line in text if re.match(r"^[\w.]+(Error|Exception): ", line)]
+        return " | ".join(errors[-1:] + text[-lines:])
 
     def wait_ready(self, timeout_s: float = BOOT_TIMEOUT_S) -> None:
         """Block until the server answers any HTTP response."""
