@@ -306,7 +306,7 @@ def compiled_tree() -> Path:
         raise RuntimeError(f"mypyc build: {type(exc).__name__}: {exc}") from exc
 
 
-def _launch(where: Placement, pool: ServerPool) -> Launch:
+def launch_for(where: Placement, pool: ServerPool) -> Launch:
     """The pool's servers: one worker on the server CPU, the bench gunicorn
     config; the compiled candidate with its tree (or a problem row)."""
     env: dict[str, dict[str, str]] = {}
@@ -330,7 +330,7 @@ def run_load(seconds: int, reps: int, warmup_s: int, log_dir: Path) -> list[Grou
     groups: list[Group] = []
     for worker_class in dict.fromkeys(c.worker_class for c in CONFIGS):
         with ServerPool(worker_class, log_dir) as pool:
-            pool.launch = _launch(where, pool)
+            pool.launch = launch_for(where, pool)
             for name in PEERS:
                 if name not in pool.problems:
                     pool.start(name, STATE_CASE.target, STATE_CASE.body)
