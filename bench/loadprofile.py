@@ -130,6 +130,7 @@ def tick_us() -> float:
 def profile(worker_class: str, connections: int, seconds: int, names: Sequence[str]) -> str:
     where = placement()
     results: dict[str, tuple[Counter[str], WrkResult]] = {}
+    gc_us: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="loadprofile-") as tmp:
         log_dir = Path(tmp)
         pool = ServerPool(worker_class, log_dir)
@@ -152,22 +153,40 @@ def profile(worker_class: str, connections: int, seconds: int, names: Sequence[s
             files = list(log_dir.glob(f"profile-{i}.*"))
             if isinstance(run, WrkResult) and files:
                 results[name] = (sum((buckets(f) for f in files), Counter()), run)
+                gc_us[name] = sum(gc_cpu_s(f) for f in log_dir.glob(f"profile-{i}-gc.*")) * 1e6 / run.requests
     problems = "".join(f"{n}: {why}\n" for n, (_, why) in pool.problems.items())
-    return render(results, tick_us(), f"{worker_class} c{connections}, {where.label}") + problems
+    title = f"{worker_class} c{connections}, {where.label}"
+    extra = {"of which garbage collection (measured)": gc_us}
+    return render(results, tick_us(), title, extra) + problems
 
 
-def render(results: dict[str, tuple[Counter[str], WrkResult]], tick: float, title: str) -> str:
+def gc_cpu_s(path: Path) -> float:
+    """The worker's CPU seconds in garbage collection (``CpuSampler.dump``)."""
+    return float(path.read_text().split()[0])
+
+
+def render(
+    results: dict[str, tuple[Counter[str], WrkResult]],
+    tick: float,
+    title: str,
+    extra: dict[str, dict[str, float]],
+) -> str:
+    """The table: a row per bucket, then total, samples and the ``extra`` rows (us/request)."""
     names = list(results)
     rows = sorted({b for counts, _ in results.values() for b in counts})
-    width = max([len(r) for r in rows] + [10])
-    out = [f"worker CPU per request (us), {title}", f"{'':{width}}" + "".join(f"{n:>16}" for n in names)]
+    width = max([len(r) for r in [*rows, *extra]] + [10])
     per_request = {
         n: {b: c * tick / run.requests for b, c in counts.items()} for n, (counts, run) in results.items()
     }
-    for row in rows:
-        out.append(f"{row:{width}}" + "".join(f"{per_request[n].get(row, 0.0):16.1f}" for n in names))
-    out.append(f"{'total':{width}}" + "".join(f"{sum(per_request[n].values()):16.1f}" for n in names))
-    out.append(f"{'samples':{width}}" + "".join(f"{sum(results[n][0].values()):16d}" for n in names))
+
+    def line(label: str, cells: list[str]) -> str:
+        return f"{label:{width}}" + "".join(f"{c:>16}" for c in cells)
+
+    out = [f"worker CPU per request (us), {title}", line("", names)]
+    out += [line(row, [f"{per_request[n].get(row, 0.0):.1f}" for n in names]) for row in rows]
+    out.append(line("total", [f"{sum(per_request[n].values()):.1f}" for n in names]))
+    out.append(line("samples", [str(sum(results[n][0].values())) for n in names]))
+    out += [line(label, [f"{values.get(n, 0.0):.1f}" for n in names]) for label, values in extra.items()]
     return "\n".join(out) + "\n"
 
 
