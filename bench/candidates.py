@@ -15,6 +15,9 @@ from bench.wsgi_call import WSGIApp
 
 SYNWSGI = "synwsgi"
 SYNWSGI_APP_SPEC = "bench.peers.synwsgi_app:app"
+#: the same app on the opt-in mypyc build (`bench/compiled.py`: a child process
+#: or server whose sys.path starts with the compiled tree)
+SYNWSGI_MYPYC = "synwsgi (mypyc)"
 #: the same app with the access log, metrics and tracing hooks (in-process rows only)
 SYNWSGI_OBSERVED = "synwsgi+observability"
 SYNWSGI_OBSERVED_SPEC = "bench.peers.synwsgi_app:app_observed"

@@ -5,7 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from bench.candidates import SYNWSGI, SYNWSGI_OBSERVED, SYNWSGI_OBSERVED_SPEC, load_peer, load_synwsgi_app
+from bench.candidates import (
+    SYNWSGI,
+    SYNWSGI_MYPYC,
+    SYNWSGI_OBSERVED,
+    SYNWSGI_OBSERVED_SPEC,
+    load_peer,
+    load_synwsgi_app,
+)
+from bench.compiled import ChildSamplers
 from bench.model import Group, Row, Target
 from bench.peers import PEER_MODULES
 from bench.peers.common import JSON_HEADERS, NOT_FOUND_BODY, state_body
@@ -22,8 +30,9 @@ from bench.wsgi_call import (
 BASELINE = "raw"
 FALCON = "falcon"
 VS_FALCON = "synwsgi (vs falcon)"
+VS_FALCON_MYPYC = "synwsgi (mypyc, vs falcon)"
 HARNESS = "harness (null app)"
-NAMES: tuple[str, ...] = (*PEER_MODULES, SYNWSGI, SYNWSGI_OBSERVED, HARNESS)
+NAMES: tuple[str, ...] = (*PEER_MODULES, SYNWSGI, SYNWSGI_MYPYC, SYNWSGI_OBSERVED, HARNESS)
 
 ROOM_ID = "!abcDEF123:example.org"
 EVENT_TYPE = "m.room.power_levels"
@@ -85,13 +94,24 @@ def _load(name: str) -> WSGIApp:
     return load_peer(name)
 
 
-def _prepare(name: str, case: Case, round_seconds: float) -> Prepared:
-    """(round sampler in us/request, correctness note) for ``name``."""
+def _prepare(name: str, case: Case, round_seconds: float, children: list[ChildSamplers]) -> Prepared:
+    """(round sampler in us/request, correctness note) for ``name``; the
+    compiled build is sampled in a child process (see `bench/compiled.py`)."""
+    if name == SYNWSGI_MYPYC:
+        child = ChildSamplers("bench.inproc:compiled_samplers", [case.key, round_seconds])
+        children.append(child)
+        return partial(child.sample, SYNWSGI_MYPYC), child.notes[SYNWSGI_MYPYC]
     app = _load(name)
     environ = make_environ(case.target)
     note = "" if name == HARNESS else check_response(capture(app, environ), case)
     work = partial(call_once, app, environ)
     return loop_sampler(work, calibrate(work, round_seconds), 1, NS_PER_US), note
+
+
+def compiled_samplers(case_key: str, round_seconds: float) -> dict[str, Prepared]:
+    """In the compiled child: the synwsgi app's sampler, under the mypyc row's name."""
+    case = next(c for c in CASES if c.key == case_key)
+    return {SYNWSGI_MYPYC: _prepare(SYNWSGI, case, round_seconds, [])}
 
 
 def run_case(case: Case, rounds: int, round_seconds: float, budget_s: float) -> Group:
@@ -100,18 +120,27 @@ def run_case(case: Case, rounds: int, round_seconds: float, budget_s: float) -> 
         case.title,
         "us/req",
         baseline=BASELINE,
-        targets={SYNWSGI: Target("<=", case.limit, f"<={case.limit:g}x raw", BASELINE)},
+        targets={
+            name: Target("<=", case.limit, f"<={case.limit:g}x raw", BASELINE)
+            for name in (SYNWSGI, SYNWSGI_MYPYC)
+        },
         note=f"GET {case.target}; includes harness cost (see '{HARNESS}' row)",
     )
-    prepare = partial(_prepare, case=case, round_seconds=round_seconds)
-    measure_group(group, NAMES, prepare, rounds, budget_s)
+    children: list[ChildSamplers] = []
+    prepare = partial(_prepare, case=case, round_seconds=round_seconds, children=children)
+    try:
+        measure_group(group, NAMES, prepare, rounds, budget_s)
+    finally:
+        for child in children:
+            child.close()
     # The same samples judged against Falcon (one target per row).
-    mine = group.row(SYNWSGI)
-    if mine is not None:
-        row = Row(VS_FALCON, list(mine.samples), mine.status, mine.note)
-        group.rows.insert(group.rows.index(mine) + 1, row)
-        label = f"<={case.falcon_limit:g}x falcon"
-        group.targets[VS_FALCON] = Target("<=", case.falcon_limit, label, FALCON)
+    for name, vs_name in ((SYNWSGI, VS_FALCON), (SYNWSGI_MYPYC, VS_FALCON_MYPYC)):
+        mine = group.row(name)
+        if mine is not None:
+            row = Row(vs_name, list(mine.samples), mine.status, mine.note)
+            group.rows.insert(group.rows.index(mine) + 1, row)
+            label = f"<={case.falcon_limit:g}x falcon"
+            group.targets[vs_name] = Target("<=", case.falcon_limit, label, FALCON)
     return group
 
 
