@@ -4,6 +4,8 @@
 #   nginx                       tests/deploy (the reverse proxy the docs configure)
 #   postgresql                  tests that start their own PostgreSQL from /usr/lib/postgresql/*/bin
 #   openssl                     tests/deploy makes a throwaway TLS certificate for nginx
+#   gcc (+ python3-dev)         tests/deploy/test_compiled.py builds the opt-in mypyc build;
+#                               python3-dev only when $PYTHON lacks its Python.h (a Debian python3)
 # and selenium into the Python that runs pytest ($PYTHON, else the active
 # virtualenv's, else the repository's .venv, else the first python3 on PATH:
 # never the system Python when a venv is there).
@@ -40,9 +42,12 @@ missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx)
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/openssl ] || missing+=(openssl)
+command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+"$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+    || missing+=(python3-dev)
 
 if [ "${#missing[@]}" -eq 0 ]; then
-    log "chromium, chromium-driver, nginx, postgresql and openssl already installed"
+    log "chromium, chromium-driver, nginx, postgresql, openssl, gcc and Python headers already installed"
 else
     if [ "$(id -u)" -ne 0 ]; then
         log "need root to apt-get install ${missing[*]}" >&2
