@@ -174,27 +174,31 @@ def check_compiled(files: dict[str, str], tree: Path) -> None:
 
 
 class ChildSamplers:
-    """Round samplers living in a child process on the compiled build.
+    """Round samplers living in a child process, on the compiled build unless
+    ``compiled`` is false (then on the repository's pure Python).
 
     ``target`` is ``module:function``; in the child, ``function(*args)``
     returns ``{row name: (sampler, note)}``. Each :meth:`sample` call runs one
     round there and returns its value; the parent waits idle meanwhile.
     """
 
-    def __init__(self, target: str, args: Sequence[Any], env: dict[str, str] | None = None) -> None:
-        self.tree = compiled_tree()
+    def __init__(
+        self, target: str, args: Sequence[Any], env: dict[str, str] | None = None, compiled: bool = True
+    ) -> None:
+        tree = compiled_tree() if compiled else None
         # a file, not a pipe: a chatty child must never block on a full pipe
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "bench.compiled", "--serve", target, json.dumps(list(args))],
-            cwd=self.tree, env=compiled_env(self.tree, env), stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=self._stderr, text=True,
+            cwd=tree or ROOT, env=compiled_env(tree, env) if tree else {**os.environ, **(env or {})},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
         )  # fmt: skip
         try:
             hello = self._read()
             if "unavailable" in hello:
                 raise Unavailable(hello["unavailable"])
-            check_compiled(hello["files"], self.tree)
+            if tree is not None:
+                check_compiled(hello["files"], tree)
         except BaseException:
             self.close()
             raise

@@ -8,40 +8,40 @@ every value write goes to an mmap'ed file) and the `Processed request` line
 really written, here to a file through a `logging.FileHandler`.
 
 Multiprocess mode is chosen once per process at import time, so the
-measurement runs in a child process (`python -m bench.hooks --child`) that
-prints its samples as JSON; the parent turns them into a group.
+measurement runs in child processes started with `PROMETHEUS_MULTIPROC_DIR`
+set: one on pure Python, one on the opt-in mypyc build (`bench/compiled.py`,
+whose `ChildSamplers` runs one round per request of the parent). The parent
+rotates the rounds of all four rows, so drift hits both builds alike.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
-from typing import Any
 
-from bench.model import Group, Row, Target
-from bench.servers import ROOT
+from bench.compiled import ChildSamplers, Prepared
+from bench.model import Group, Row, Status, Target, Unavailable
+from bench.timing import rotate_rounds
 
 PLAIN = "synwsgi (no hooks)"
 PRODUCTION = "synwsgi + access log + metrics (multiprocess)"
-NAMES = (PLAIN, PRODUCTION)
+PLAIN_MYPYC = "synwsgi (mypyc, no hooks)"
+PRODUCTION_MYPYC = "synwsgi (mypyc) + access log + metrics (multiprocess)"
+NAMES = (PLAIN, PRODUCTION, PLAIN_MYPYC, PRODUCTION_MYPYC)
 LIMIT = 1.3
+CASE_TITLES = {"inproc-route": "state route", "inproc-404": "404"}  # bench.inproc's case keys
 
 
-def _sample(samplers: dict[str, Any], name: str) -> float:
-    return float(samplers[name]())
-
-
-def _child(rounds: int, round_seconds: float, budget_s: float, log_path: str) -> dict[str, Any]:
+def hook_samplers(round_seconds: float, log_path: str, mypyc: bool) -> dict[str, Prepared]:
+    """In a child process: samplers for both apps on both cases, named
+    ``<case key>:<row name>``; the access lines go to ``log_path``."""
     import logging
 
     from bench.inproc import NOT_FOUND_CASE, STATE_CASE, check_response
     from bench.peers import synwsgi_app
-    from bench.timing import NS_PER_US, calibrate, loop_sampler, rotate_rounds
+    from bench.timing import NS_PER_US, calibrate, loop_sampler
     from bench.wsgi_call import call_once, capture, make_environ
 
     handler = logging.FileHandler(log_path)
@@ -50,58 +50,87 @@ def _child(rounds: int, round_seconds: float, budget_s: float, log_path: str) ->
     access.addHandler(handler)
     access.setLevel(logging.INFO)
     access.propagate = False
-    apps = {PLAIN: synwsgi_app.app, PRODUCTION: synwsgi_app.app_production}
-    out: dict[str, Any] = {"groups": {}}
+    names = (PLAIN_MYPYC, PRODUCTION_MYPYC) if mypyc else (PLAIN, PRODUCTION)
+    apps = dict(zip(names, (synwsgi_app.app, synwsgi_app.app_production), strict=True))
+    out: dict[str, Prepared] = {}
     for case in (STATE_CASE, NOT_FOUND_CASE):
         environ = make_environ(case.target)
-        samplers = {}
-        notes = {}
         for name, app in apps.items():
-            notes[name] = check_response(capture(app, environ), case)
+            note = check_response(capture(app, environ), case)
             work = partial(call_once, app, environ)
-            samplers[name] = loop_sampler(work, calibrate(work, round_seconds), 1, NS_PER_US)
-        results = rotate_rounds(list(samplers), partial(_sample, samplers), rounds, budget_s / 2)
-        out["groups"][case.key] = {"samples": results, "notes": notes}
-    handler.flush()
-    with open(log_path, "rb") as log:
-        out["access_lines"] = sum(1 for line in log if b"Processed request" in line)
-    out["metric_files"] = sorted(os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+            out[f"{case.key}:{name}"] = loop_sampler(work, calibrate(work, round_seconds), 1, NS_PER_US), note
     return out
 
 
+def _start(tmp: str, mypyc: bool, round_seconds: float) -> tuple[ChildSamplers, Path, Path]:
+    """A child with its own multiprocess-metrics directory and access log."""
+    base = Path(tmp, "mypyc" if mypyc else "pure")
+    metrics_dir = base / "prometheus"
+    metrics_dir.mkdir(parents=True)
+    log_path = base / "access.log"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
+    args = [round_seconds, str(log_path), mypyc]
+    return ChildSamplers("bench.hooks:hook_samplers", args, env, compiled=mypyc), metrics_dir, log_path
+
+
+def _note(metrics_dir: Path, log_path: Path) -> str:
+    with open(log_path, "rb") as log:
+        lines = sum(1 for line in log if b"Processed request" in line)
+    kinds = sorted({f.split("_")[0] for f in os.listdir(metrics_dir)})
+    return f"{lines} access lines written to a file; metric files: {', '.join(kinds)}"
+
+
 def run_hooks_inproc(rounds: int, round_seconds: float, budget_s: float) -> list[Group]:
+    """Both builds run in children started with ``PROMETHEUS_MULTIPROC_DIR``
+    set (multiprocess mode is chosen at import); the parent drives their
+    rounds, rotated and interleaved, so drift hits every row alike."""
+    builds = {False: (PLAIN, PRODUCTION), True: (PLAIN_MYPYC, PRODUCTION_MYPYC)}
+    failed: dict[str, Row] = {}
+    children: dict[bool, tuple[ChildSamplers, Path, Path]] = {}
+    results: dict[str, dict[str, list[float]]] = {}
+    build_notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="synwsgi-bench-hooks-") as tmp:
-        metrics_dir = Path(tmp, "prometheus")
-        metrics_dir.mkdir()
-        log_path = Path(tmp, "access.log")
-        env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.hooks", "--child", str(rounds), str(round_seconds),
-             str(budget_s), str(log_path)],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=budget_s + 120, check=True,
-        )  # fmt: skip
-        data = json.loads(done.stdout)
+        try:
+            for mypyc, names in builds.items():
+                try:
+                    children[mypyc] = _start(tmp, mypyc, round_seconds)
+                except Exception as exc:  # the compiled build may be unavailable here
+                    status: Status = "unavailable" if isinstance(exc, Unavailable) else "error"
+                    for name in names:
+                        failed[name] = Row(name, status=status, note=f"{type(exc).__name__}: {exc}"[:300])
+            owner = {
+                name: children[mypyc][0]
+                for mypyc, names in builds.items()
+                if mypyc in children
+                for name in names
+            }
+            for key in CASE_TITLES:
+
+                def one_round(name: str, key: str = key) -> float:
+                    return owner[name].sample(f"{key}:{name}")
+
+                results[key] = rotate_rounds(list(owner), one_round, rounds, budget_s / len(CASE_TITLES))
+        finally:
+            for child, _, _ in children.values():
+                child.close()  # also flushes the batched metrics (atexit) before they are listed
+        for mypyc, (_, metrics_dir, log_path) in children.items():
+            build_notes.append(f"{'mypyc' if mypyc else 'pure'}: {_note(metrics_dir, log_path)}")
+    notes = {key: note for child, _, _ in children.values() for key, note in child.notes.items()}
     groups = []
-    note = (
-        f"{data['access_lines']} access lines written to a file; metric files: "
-        f"{', '.join(sorted({f.split('_')[0] for f in data['metric_files']}))}"
-    )
-    for key, result in data["groups"].items():
-        what = "state route" if key == "inproc-route" else "404"
+    for key, what in CASE_TITLES.items():
         group = Group(
             f"hooks-{key}",
             f"In-process {what}: production hooks vs none",
             "us/req",
             baseline=PLAIN,
-            targets={PRODUCTION: Target("<=", LIMIT, f"<={LIMIT:g}x no hooks", PLAIN)},
-            note=note,
+            targets={
+                PRODUCTION: Target("<=", LIMIT, f"<={LIMIT:g}x no hooks", PLAIN),
+                PRODUCTION_MYPYC: Target("<=", LIMIT, f"<={LIMIT:g}x no hooks (mypyc)", PLAIN_MYPYC),
+            },
+            note="; ".join(build_notes),
         )
         for name in NAMES:
-            group.rows.append(Row(name, result["samples"].get(name, []), note=result["notes"].get(name, "")))
+            row = failed.get(name) or Row(name, results[key][name], note=notes[f"{key}:{name}"])
+            group.rows.append(row)
         groups.append(group)
     return groups
-
-
-if __name__ == "__main__" and sys.argv[1:2] == ["--child"]:
-    rounds_arg, seconds_arg, budget_arg, log_arg = sys.argv[2:6]
-    print(json.dumps(_child(int(rounds_arg), float(seconds_arg), float(budget_arg), log_arg)))
