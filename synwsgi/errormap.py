@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("synwsgi.errors")
 
+_INFO = logging.INFO
 _INTERNAL_ERROR = {"errcode": Codes.UNKNOWN.value, "error": "Internal server error"}
 _CANCELLED = {"errcode": Codes.UNKNOWN.value, "error": "Request cancelled"}
 
@@ -64,8 +65,9 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
     shows a plain `CodeMessageException`'s own code and message (a JSON API
     answers those with a 500, as Synapse does).
     """
-    if isinstance(exc, UnrecognizedRequestError) and request.config.legacy_unrecognized_400:
-        exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
+    if isinstance(exc, SynapseError):
+        if request.config.legacy_unrecognized_400 and isinstance(exc, UnrecognizedRequestError):
+            exc = UnrecognizedRequestError(exc.msg, HTTPStatus.BAD_REQUEST)
     elif isinstance(exc, HTTPException) and exc.code is not None:
         # Werkzeug's own errors (body limits, `abort`) as Matrix errors.
         exc = SynapseError(exc.code, exc.name, _ERRCODES_BY_STATUS.get(exc.code, Codes.UNKNOWN))
@@ -76,7 +78,7 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
         described: Any = exc
         code: int = described.code
         msg = exc.msg if isinstance(exc, CodeMessageException) else str(getattr(exc, "msg", "") or exc)
-        if logger.isEnabledFor(logging.INFO):
+        if logger.isEnabledFor(_INFO):
             debug_context = getattr(exc, "debug_context", None)
             if debug_context:
                 logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)

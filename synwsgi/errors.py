@@ -135,8 +135,8 @@ class CodeMessageException(RuntimeError):
         msg: str,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(f"{int(code)}: {msg}")
-        self.code = int(code)
+        self.code = code = int(code)
+        super().__init__(f"{code}: {msg}")
         self.msg = msg
         self.headers: dict[str, str] | None = dict(headers) if headers else None
 
@@ -275,6 +275,9 @@ class InteractiveAuthIncompleteError(Exception):
         return dict(self.result)
 
 
+_UNRECOGNIZED = _plain(Codes.UNRECOGNIZED)
+
+
 class UnrecognizedRequestError(SynapseError):
     """No servlet handles this path (404) or this method on it (405).
 
@@ -289,7 +292,7 @@ class UnrecognizedRequestError(SynapseError):
         code: int = HTTPStatus.NOT_FOUND,
         headers: Mapping[str, str] | None = None,
     ) -> None:
-        super().__init__(code, msg, Codes.UNRECOGNIZED, headers=headers)
+        super().__init__(code, msg, _UNRECOGNIZED, None, headers)
 
 
 class NotFoundError(SynapseError):
