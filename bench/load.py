@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bench.candidates import SYNWSGI, SYNWSGI_APP_SPEC, SYNWSGI_PRODUCTION
 from bench.inproc import STATE_CASE
-from bench.model import Failure, Group, Target, Unavailable, guarded, row_from_runs
+from bench.model import Failure, Group, Status, Target, Unavailable, guarded, row_from_runs
 from bench.servers import HOST, Launch, Server, ServerPool, child_setup, usable_cpus
 from bench.timing import rotate_rounds
 
@@ -302,20 +302,31 @@ def compiled_tree() -> Path:
         raise Unavailable("bench/compiled.py has no compiled_tree()")
     try:
         return Path(builder())
+    except Unavailable:  # no toolchain
+        raise
     except Exception as exc:  # a failed build is the row's error, not the suite's
         raise RuntimeError(f"mypyc build: {type(exc).__name__}: {exc}") from exc
 
 
-def launch_for(where: Placement, pool: ServerPool) -> Launch:
+def compiled_or_problem() -> Path | tuple[Status, str]:
+    """The compiled tree, or the status and reason of the mypyc row without one;
+    resolved once per section, so that both worker classes serve the same build."""
+    try:
+        return compiled_tree()
+    except Unavailable as exc:
+        return ("unavailable", str(exc))
+    except RuntimeError as exc:
+        return ("error", str(exc))
+
+
+def launch_for(where: Placement, pool: ServerPool, compiled: Path | tuple[Status, str]) -> Launch:
     """The pool's servers: one worker on the server CPU, the bench gunicorn
     config; the compiled candidate with its tree (or a problem row)."""
     env: dict[str, dict[str, str]] = {}
-    try:
-        env[SYNWSGI_MYPYC] = {COMPILED_ENV: str(compiled_tree())}
-    except Unavailable as exc:
-        pool.problems[SYNWSGI_MYPYC] = ("unavailable", str(exc))
-    except RuntimeError as exc:
-        pool.problems[SYNWSGI_MYPYC] = ("error", str(exc))
+    if isinstance(compiled, Path):
+        env[SYNWSGI_MYPYC] = {COMPILED_ENV: str(compiled)}
+    else:
+        pool.problems[SYNWSGI_MYPYC] = compiled
     return Launch(
         workers=SERVER_WORKERS,
         config=CONFIG_FILE,
@@ -327,10 +338,11 @@ def launch_for(where: Placement, pool: ServerPool) -> Launch:
 
 def run_load(seconds: int, reps: int, warmup_s: int, log_dir: Path) -> list[Group]:
     where = placement()
+    compiled = compiled_or_problem()  # may build it first (a minute or two)
     groups: list[Group] = []
     for worker_class in dict.fromkeys(c.worker_class for c in CONFIGS):
         with ServerPool(worker_class, log_dir) as pool:
-            pool.launch = launch_for(where, pool)
+            pool.launch = launch_for(where, pool, compiled)
             for name in PEERS:
                 if name not in pool.problems:
                     pool.start(name, STATE_CASE.target, STATE_CASE.body)

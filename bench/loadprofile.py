@@ -29,7 +29,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.inproc import STATE_CASE
-from bench.load import PEERS, SYNWSGI_MYPYC, WrkResult, launch_for, placement, wrk_state_route
+from bench.load import (
+    PEERS,
+    SYNWSGI_MYPYC,
+    WrkResult,
+    compiled_or_problem,
+    launch_for,
+    placement,
+    wrk_state_route,
+)
 from bench.load_gunicorn_conf import PROFILE_ENV
 from bench.servers import ServerPool
 
@@ -134,7 +142,10 @@ def profile(worker_class: str, connections: int, seconds: int, names: Sequence[s
     with tempfile.TemporaryDirectory(prefix="loadprofile-") as tmp:
         log_dir = Path(tmp)
         pool = ServerPool(worker_class, log_dir)
-        base = launch_for(where, pool)  # records an unavailable mypyc tree in pool.problems
+        compiled = compiled_or_problem() if SYNWSGI_MYPYC in names else ("unavailable", "not asked for")
+        base = launch_for(where, pool, compiled)  # a missing tree goes to pool.problems
+        if SYNWSGI_MYPYC not in names:
+            pool.problems.pop(SYNWSGI_MYPYC)
         env = {
             n: {**base.env.get(n, {}), PROFILE_ENV: str(log_dir / f"profile-{i}")}
             for i, n in enumerate(names)
