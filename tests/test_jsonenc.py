@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import math
@@ -244,3 +245,143 @@ def test_incremental_encoding_refuses_nan_in_any_batch(bad: float, position: int
         canonical({"items": items})
     with pytest.raises(ValueError):
         b"".join(iter_encode_canonical_json({"items": items}, 1024))
+
+
+# What the proof in synwsgi.jsonenc relies on about orjson's output. Each test
+# fails if an orjson release changes the behaviour, before a body could go out
+# different from canonicaljson's.
+
+
+def _float_samples() -> list[float]:
+    import random
+    import struct
+
+    rng = random.Random(12)
+    samples = [
+        s * m * 10.0**e for e in range(-330, 309) for m in (1.0, 2.5, 1.2345678901234567) for s in (1, -1)
+    ]
+    samples += [struct.unpack("<d", rng.getrandbits(64).to_bytes(8, "little"))[0] for _ in range(30000)]
+    samples += [rng.uniform(1e-10, 1e-3) for _ in range(10000)]
+    samples += [math.nextafter(x, 0.0) for x in (1e-4, 1e-5, 1e-6, 1e-9, 1e-10, 1e16, 1e15)]
+    return [x for x in samples if math.isfinite(x)]
+
+
+def test_orjson_floats_differ_from_repr_exactly_where_the_scans_look() -> None:
+    """orjson's float text equals `repr` except for `0.0000…` and one-digit negative exponents."""
+    import orjson
+
+    from synwsgi.jsonenc import _short_negative_exponent_token, _tiny_positional_token
+
+    differing = 0
+    for value in _float_samples():
+        ours = orjson.dumps([value])
+        flagged = _tiny_positional_token(ours) or _short_negative_exponent_token(ours)
+        same = ours == b"[" + repr(value).encode() + b"]"
+        assert same != flagged, (value, ours)
+        differing += not same
+    assert differing > 1000  # the samples do reach both kinds of divergent floats
+
+
+def test_orjson_writes_nan_and_infinities_as_null() -> None:
+    import orjson
+
+    assert orjson.dumps([math.nan, math.inf, -math.inf]) == b"[null,null,null]"
+
+
+def test_orjson_strings_and_keys_match_the_standard_library() -> None:
+    """Escaping (controls, DEL, U+2028/9, quotes, slash) and key order by code point."""
+    import orjson
+
+    everything = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    expected = json.dumps(everything, ensure_ascii=False, separators=(",", ":")).encode()
+    assert orjson.dumps(everything) == expected
+    keys = {
+        "\uffff": 1,
+        "\U00010000": 2,
+        "\ue000": 3,
+        "a": 4,
+        "A": 5,
+        "": 6,
+        "\x7f": 7,
+        "é": 8,
+        "\U0010ffff": 9,
+    }
+    assert orjson.dumps(keys, option=orjson.OPT_SORT_KEYS) == canonical(keys)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -(2**63) + 1, -(2**63)])
+def test_orjson_integers_match_the_standard_library_or_are_refused(value: int) -> None:
+    import orjson
+
+    with contextlib.suppress(orjson.JSONEncodeError):
+        assert orjson.dumps(value) == str(value).encode()
+    assert encode_canonical_json(value) == canonical(value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "null",
+        "nullable",
+        "a:null,b",
+        "0.00001",
+        "v0.00001",
+        "e-mail 1e-7x",
+        "x1e-7",
+        "1e-10",
+        "2.5e-05",
+        "-0.0000",
+    ],
+)
+def test_token_lookalikes_inside_strings_cost_no_fallback(text: str) -> None:
+    """Strings that hold the suspicious text are dismissed from their neighbours, not re-encoded."""
+    import orjson
+
+    from synwsgi.jsonenc import _may_differ
+
+    obj = {"events": [{"body": text, "n": 1}, text]}
+    encoded = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    assert not _may_differ(encoded, obj)
+    assert encode_canonical_json(obj) == canonical(obj)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e-7, -1e-7, 2.5e-05, -2.5e-05, 1.5e-9, 0.00001234, 1e-6],
+)
+@pytest.mark.parametrize(
+    "wrap", [lambda v: v, lambda v: [v], lambda v: [1, v], lambda v: {"a": v, "b": [None, v]}]
+)
+def test_divergent_float_tokens_are_found_anywhere(value: float, wrap: Any) -> None:
+    import orjson
+
+    from synwsgi.jsonenc import _may_differ
+
+    obj = wrap(value)
+    assert _may_differ(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), obj)
+    assert encode_canonical_json(obj) == canonical(obj)
+
+
+def test_none_alongside_finite_floats_keeps_orjson_bytes() -> None:
+    """A real `null` token costs a walk for NaN, not a fallback, when there is none."""
+    import orjson
+
+    from synwsgi.jsonenc import _may_differ
+
+    obj = {"a": None, "b": [None, 0.5, 1e-3, {"c": None}], "d": (None, 2.0)}
+    encoded = orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+    assert not _may_differ(encoded, obj)
+    assert encode_canonical_json(obj) == canonical(obj)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_nan_beside_none_is_refused(bad: float) -> None:
+    items: list[Any] = [{"i": i, "v": None} for i in range(3000)]
+    items[2500]["w"] = (1, [bad])
+    for obj in (items, {"items": items}):
+        with pytest.raises(ValueError):
+            canonical(obj)
+        with pytest.raises(ValueError):
+            encode_canonical_json(obj)
+        with pytest.raises(ValueError):
+            b"".join(iter_encode_canonical_json(obj, 512))
