@@ -37,19 +37,12 @@ CASE_TITLES = {"inproc-route": "state route", "inproc-404": "404"}  # bench.inpr
 def hook_samplers(round_seconds: float, log_path: str, mypyc: bool) -> dict[str, Prepared]:
     """In a child process: samplers for both apps on both cases, named
     ``<case key>:<row name>``; the access lines go to ``log_path``."""
-    import logging
-
     from bench.inproc import NOT_FOUND_CASE, STATE_CASE, check_response
     from bench.peers import synwsgi_app
     from bench.timing import NS_PER_US, calibrate, loop_sampler
     from bench.wsgi_call import call_once, capture, make_environ
 
-    handler = logging.FileHandler(log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-    access = logging.getLogger("synwsgi.access")
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    synwsgi_app.configure_access_log(log_path)
     names = (PLAIN_MYPYC, PRODUCTION_MYPYC) if mypyc else (PLAIN, PRODUCTION)
     apps = dict(zip(names, (synwsgi_app.app, synwsgi_app.app_production), strict=True))
     out: dict[str, Prepared] = {}

@@ -69,6 +69,9 @@ class AccessLogger(RequestHooks):
 # What every access record shares (where it comes from, which process),
 # made by a real LogRecord once per process.
 _template: dict[str, Any] = {}
+_LogRecord = logging.LogRecord
+# logging's level names, as `getLevelName` reads them (`addLevelName` changes this dict in place)
+_level_names: dict[int, str] = getattr(logging, "_levelToName", {})
 
 
 def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
@@ -76,30 +79,29 @@ def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
 
     `Logger.log` looks up the caller's frame, and `LogRecord.__init__`
     derives the file and module names and asks for the process id, all the
-    same for every access line: those come from a template. Time and
-    thread are per record. A custom record factory gets the usual path.
+    same for every access line: those come from a template. Time, thread
+    and level are per record. A custom record factory gets the usual path.
     """
-    if logging.getLogRecordFactory() is not logging.LogRecord:
+    if logging.getLogRecordFactory() is not _LogRecord:
         return access_logger.makeRecord(
             _LOGGER_NAME, level, __file__, 0, _ACCESS_FORMAT, args, None, "request_finished"
         )
     if not _template:
-        made = logging.LogRecord(
-            _LOGGER_NAME, level, __file__, 0, _ACCESS_FORMAT, (), None, "request_finished"
-        )
+        made = _LogRecord(_LOGGER_NAME, level, __file__, 0, _ACCESS_FORMAT, (), None, "request_finished")
         _template.update(made.__dict__)
-    record = logging.LogRecord.__new__(logging.LogRecord)
+    record = _LogRecord.__new__(_LogRecord)
     fields = record.__dict__
     fields.update(_template)
     now = time.time()
-    fields["created"] = now
-    fields["msecs"] = int((now - int(now)) * 1000) + 0.0
+    millis = (now % 1.0) * 1000  # `int(...) + 0.0` of LogRecord, in float arithmetic (exact for now >= 0)
+    fields["msecs"] = millis - millis % 1.0
     fields["relativeCreated"] = (now - _START_TIME) * 1000
+    fields["created"] = now
     if logging.logThreads:
         fields["thread"] = threading.get_ident()
         fields["threadName"] = threading.current_thread().name
     fields["levelno"] = level
-    fields["levelname"] = logging.getLevelName(level)
+    fields["levelname"] = _level_names.get(level) or logging.getLevelName(level)
     fields["args"] = args
     return record
 

@@ -3,15 +3,31 @@
 `RequestIdFilter` reads the request of the current context, which the `Site`
 sets for the handler and re-enters for each piece of a streamed body, so
 every record emitted on behalf of a request carries its id on every worker type.
+
+`logging_config` also keeps the access line (one per request, the bulk of a
+server's log) cheap: `PreciseFormatter` works out each second's time stamp
+once, and `BufferedStreamHandler` writes lines in batches rather than with a
+write and a flush each (Synapse's default log configuration buffers its log
+file the same way, with a periodically flushing handler).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, TextIO
 
 from .request import current_request_var
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"
+
+#: how long (seconds) a buffered line may wait before it is written, at most
+FLUSH_PERIOD = 0.5
+#: buffered characters that are written at once
+FLUSH_CAPACITY = 64 * 1024
 
 
 class RequestIdFilter(logging.Filter):
@@ -23,24 +39,213 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class PreciseFormatter(logging.Formatter):
+    """`logging.Formatter`, with each second's time stamp formatted once.
+
+    `asctime` is `time.strftime` of the record's time as a `struct_time`
+    (`converter`), then its milliseconds. The conversion and `strftime` cost
+    more than the rest of a short line, yet a `struct_time` holds whole
+    seconds, so their text only changes with the second: it is kept for the
+    last second seen (with the date format and converter it was made with).
+    The output is `logging.Formatter`'s, byte for byte.
+    """
+
+    _last_second: tuple[int, str | None, Any, str] | None = None
+    #: `(format string, whether it uses asctime)` for the last format string seen
+    _uses_time: tuple[str, bool] = ("", False)
+
+    def format(self, record: logging.LogRecord) -> str:
+        """`Formatter.format`, its calls inlined for the common %-style format."""
+        style = self._style
+        if (
+            type(self) is not PreciseFormatter
+            or type(style) is not logging.PercentStyle
+            or getattr(style, "_defaults", None)
+        ):
+            return super().format(record)  # a subclass, another style, or defaults: the general path
+        fmt = style._fmt
+        uses_time = self._uses_time
+        if uses_time[0] is not fmt:
+            uses_time = self._uses_time = (fmt, style.usesTime())
+        record.message = record.getMessage()
+        if uses_time[1]:
+            record.asctime = self.formatTime(record, self.datefmt)
+        try:
+            text: str = fmt % record.__dict__
+        except KeyError as exc:  # as `PercentStyle.format` says it
+            raise ValueError(f"Formatting field not found in record: {exc}")  # noqa: B904 - as logging chains it
+        if record.exc_info or record.exc_text or record.stack_info:
+            return self._append_details(record, text)
+        return text
+
+    def _append_details(self, record: logging.LogRecord, text: str) -> str:
+        """The traceback and stack lines after the message, as `Formatter.format` adds them."""
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            if text[-1:] != "\n":
+                text = text + "\n"
+            text = text + record.exc_text
+        if record.stack_info:
+            if text[-1:] != "\n":
+                text = text + "\n"
+            text = text + self.formatStack(record.stack_info)
+        return text
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        created = record.created
+        second = int(created)
+        last = self._last_second
+        converter = self.converter
+        if last is None or last[0] != second or last[1] != datefmt or last[2] is not converter or created < 0:
+            text = time.strftime(datefmt or self.default_time_format, converter(created))
+            last = self._last_second = (second, datefmt, converter, text)
+        if datefmt or not self.default_msec_format:
+            return last[3]
+        return self.default_msec_format % (last[3], record.msecs)
+
+
+class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A `StreamHandler` that writes lines in batches, losing none.
+
+    A line is formatted when it is logged (in the caller's context, so
+    `%(request)s` and the time are the caller's) and kept; the kept lines
+    are written together, in order, and the stream flushed:
+
+    * at most `period` seconds after the first of them, by a timer (a
+      thread, or a greenlet where gevent patched `threading`, armed by that
+      first line: an idle process has no timer);
+    * at once when a record of `flush_level` or above is logged (warnings
+      and errors are never late), or when `capacity` characters are kept;
+    * on `flush()` and `close()`: `logging.shutdown`, which runs at
+      interpreter exit (a gunicorn worker's too), does both.
+
+    Every path to the stream holds the handler's lock (`Handler.handle`
+    holds it around `emit`; the timer's `flush` takes it), so lines from
+    threads or greenlets are written whole and in the order they were
+    logged; the lock is never held across a gevent switch (a file write
+    does not yield). A forked child forgets what its parent kept (the
+    parent writes it) instead of writing it twice.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        period: float = FLUSH_PERIOD,
+        capacity: int = FLUSH_CAPACITY,
+        flush_level: int = logging.WARNING,
+    ) -> None:
+        super().__init__(stream)
+        self.period = period
+        self.capacity = capacity
+        self.flush_level = flush_level
+        self._pending: list[str] = []
+        self._size = 0
+        #: whether a timer will flush what is kept
+        self._armed = False
+        _buffered_handlers.add(self)
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """`Handler.handle`, taking the lock without the `acquire`/`release` calls."""
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may replace the record
+            record = passed
+        if passed:
+            with self.lock:  # type: ignore[union-attr] # made in `Handler.__init__`
+                self.emit(record)
+        return passed
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: a bad record never breaks the caller
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._size += len(line)
+        if record.levelno >= self.flush_level or self._size >= self.capacity:
+            self._write(record)
+        elif not self._armed:
+            self._armed = True
+            timer = threading.Timer(self.period, self.flush)
+            timer.daemon = True
+            timer.start()
+
+    def flush(self) -> None:
+        """Write every kept line now."""
+        self.acquire()
+        try:
+            self._armed = False
+            self._write(None)
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.flush()
+        super().close()
+
+    def _forget(self) -> None:
+        self._pending = []
+        self._size = 0
+        self._armed = False
+
+    def _write(self, record: logging.LogRecord | None) -> None:
+        """Write the kept lines (the caller holds the lock)."""
+        lines = self._pending
+        if not lines:
+            return
+        self._pending = []
+        self._size = 0
+        terminator = self.terminator
+        try:
+            self.stream.write(terminator.join(lines) + terminator)
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: reported by handleError
+            self.handleError(record or logging.makeLogRecord({"msg": "%d log lines", "args": (len(lines),)}))
+
+
+_buffered_handlers: weakref.WeakSet[BufferedStreamHandler] = weakref.WeakSet()
+
+
+def _forget_all_in_child() -> None:
+    for handler in list(_buffered_handlers):
+        handler._forget()
+
+
+os.register_at_fork(after_in_child=_forget_all_in_child)
+
+
 def logging_config(level: str = "INFO") -> dict[str, object]:
-    """A `logging.config.dictConfig` dict: everything to stderr, request-tagged."""
+    """A `logging.config.dictConfig` dict: everything to stderr, request-tagged.
+
+    The access lines (`synwsgi.access`) go to stderr too, buffered (see
+    `BufferedStreamHandler`): at most `FLUSH_PERIOD` seconds late, in order.
+    """
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request": {"()": RequestIdFilter}},
-        "formatters": {"precise": {"format": LOG_FORMAT}},
+        "formatters": {"precise": {"class": "synwsgi.logcontext.PreciseFormatter", "format": LOG_FORMAT}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "precise",
                 "filters": ["request"],
-            }
+            },
+            "access": {
+                "class": "synwsgi.logcontext.BufferedStreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "precise",
+                "filters": ["request"],
+            },
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["stderr"], "propagate": False},
             "gunicorn.access": {"level": "WARNING", "propagate": False},
+            "synwsgi.access": {"handlers": ["access"], "propagate": False},
         },
     }

@@ -15,7 +15,7 @@ incremental JSON encoding switched off, the baseline of that group.
 from __future__ import annotations
 
 import functools
-import logging
+import logging.config
 import os
 import sys
 import time
@@ -36,6 +36,7 @@ from bench.peers.common import (
 from synwsgi import JsonResource, Response, RestServlet, Site, SynapseRequest
 from synwsgi.accesslog import AccessLogger
 from synwsgi.config import ServerConfig
+from synwsgi.logcontext import logging_config
 from synwsgi.metrics import ServerMetrics
 from synwsgi.tracing import tracing_hooks
 
@@ -201,11 +202,14 @@ def __getattr__(name: str) -> Any:
     if not _production:
         access_log = os.environ.get("SYNWSGI_BENCH_ACCESS_LOG")
         if access_log:  # under gunicorn (bench/load.py): the lines go to this file
-            handler = logging.FileHandler(access_log)
-            handler.setFormatter(logging.Formatter("%(asctime)s - %(name)s - %(levelname)s - %(message)s"))
-            access = logging.getLogger("synwsgi.access")
-            access.addHandler(handler)
-            access.setLevel(logging.INFO)
-            access.propagate = False
+            configure_access_log(access_log)
         _production.append(create_production_app())
     return _production[0]
+
+
+def configure_access_log(path: str) -> None:
+    """Logging as the repo's gunicorn.conf.py sets it (`logging_config`), the
+    access lines written to the file at `path` instead of stderr."""
+    config = logging_config("INFO")
+    config["handlers"]["access"]["stream"] = open(path, "a", encoding="utf-8")  # type: ignore[index]  # noqa: SIM115 - the handler's for the process's life
+    logging.config.dictConfig(config)
