@@ -385,3 +385,24 @@ def test_nan_beside_none_is_refused(bad: float) -> None:
             encode_canonical_json(obj)
         with pytest.raises(ValueError):
             b"".join(iter_encode_canonical_json(obj, 512))
+
+
+def _compact_stdlib(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+@FAST
+@given(json_values)
+def test_encode_json_matches_the_standard_library(obj: Any) -> None:
+    from synwsgi.jsonenc import encode_json
+
+    assert _outcome(encode_json, obj) == _outcome(_compact_stdlib, obj)
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(events)
+def test_encode_json_agrees_with_the_standard_library_on_any_float(items: list[Any]) -> None:
+    from synwsgi.jsonenc import encode_json
+
+    obj = {"chunk": items, "next_batch": None}
+    assert _outcome(encode_json, obj) == _outcome(_compact_stdlib, obj)
