@@ -14,10 +14,13 @@ the parent one round at a time, so the compiled rows take part in the
 parent's rotated rounds and drift on the machine hits both builds alike.
 
 A server on the compiled build (``bench/load.py``) is started with
-``cwd=tree`` and ``env=compiled_env(tree)``: the working directory must be the
-tree, because ``python -m`` and gunicorn put it first on ``sys.path``, where
-the repository's pure ``synwsgi/`` would otherwise shadow the compiled one.
-``compiled_synwsgi_files`` tells which modules a process really loaded.
+``cwd=tree`` and ``env=compiled_env(tree)``: ``python -m`` puts the working
+directory first on ``sys.path``, where the repository's pure ``synwsgi/``
+would otherwise shadow the compiled one. gunicorn's ``--chdir ROOT`` may stay
+(it does not prepend a directory already on ``sys.path``, and
+``compiled_env`` puts ROOT there, after the tree), but its config must then be
+given explicitly (``--config ROOT/gunicorn.conf.py``). ``process_loads_compiled``
+checks a running worker; ``compiled_synwsgi_files`` the current process.
 """
 
 from __future__ import annotations
@@ -164,6 +167,15 @@ def compiled_synwsgi_files() -> dict[str, str]:
         for name, module in sorted(sys.modules.items())
         if name == "synwsgi" or name.startswith("synwsgi.")
     }
+
+
+def process_loads_compiled(pid: int, tree: Path) -> bool:
+    """Whether process ``pid`` (e.g. a gunicorn worker, once it has served a
+    request or imported the app) has the compiled ``synwsgi.site`` of ``tree``
+    mapped (Linux ``/proc``)."""
+    prefix = str(tree.resolve() / "synwsgi" / "site.")
+    maps = Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+    return any(part.startswith(prefix) and part.endswith(".so") for part in maps.split())
 
 
 def check_compiled(files: dict[str, str], tree: Path) -> None:
