@@ -24,6 +24,12 @@ A real `0.0000…` or `…e-7` token means a fallback; a real `null` may be
 `None`, so it costs one walk of the input looking for NaN and infinities
 (still far cheaper than the fallback encoder).
 
+Cost: the `-` test is a memchr (~2 ms for 20 MB); each of the other two
+searches runs at about 1 byte/ns (~15 ms for 20 MB, a quarter of orjson's
+time). `bytes.find`, `re` and libc `memmem` measured alike; one regex
+alternation over both texts is several times slower, and a compiled build
+does not change them (the time is in C already).
+
 Not detected: types orjson serialises natively although the standard
 library refuses them (`enum.Enum` members that do not subclass `int`/`str`,
 `uuid.UUID`, `orjson.Fragment`); for those we return orjson's bytes where
