@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
@@ -46,16 +45,29 @@ _ERRCODES_BY_STATUS: dict[int, Codes] = {
 }
 
 
-@dataclass(slots=True)
 class ErrorDescription:
-    """What the client is told: status, JSON body, HTML message, extra headers."""
+    """What the client is told: status, JSON body, HTML message, extra headers.
 
-    code: int
-    body: Mapping[str, Any]
-    msg: str
-    headers: Mapping[str, str] | None = None
-    #: set for a `RedirectException` raised by an HTML resource
-    redirect: RedirectException | None = None
+    A plain class rather than a dataclass: a dataclass's generated `__init__`
+    stays interpreted Python in the mypyc build, and one is made per error.
+    """
+
+    __slots__ = ("body", "code", "headers", "msg", "redirect")
+
+    def __init__(
+        self,
+        code: int,
+        body: Mapping[str, Any],
+        msg: str,
+        headers: Mapping[str, str] | None = None,
+        redirect: RedirectException | None = None,
+    ) -> None:
+        self.code = code
+        self.body = body
+        self.msg = msg
+        self.headers = headers
+        #: set for a `RedirectException` raised by an HTML resource
+        self.redirect = redirect
 
 
 def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool = False) -> ErrorDescription:
