@@ -17,6 +17,7 @@ import contextvars
 import threading
 import time
 from collections.abc import Callable
+from types import FunctionType, MethodType
 from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,7 +41,16 @@ def cancellable(function: F) -> F:
 
 
 def is_function_cancellable(function: Callable[..., Any]) -> bool:
-    """Whether `function` (or the function behind a bound method) is `@cancellable`."""
+    """Whether `function` (or the function behind a bound method) is `@cancellable`.
+
+    Asked for every request: a plain or bound Python function is read from
+    its `__dict__`, since a `getattr` that misses (the common answer) costs
+    an AttributeError raised and swallowed inside the interpreter.
+    """
+    if type(function) is MethodType:
+        function = function.__func__
+    if type(function) is FunctionType:
+        return bool(function.__dict__.get("cancellable", False))
     return bool(getattr(function, "cancellable", False))
 
 

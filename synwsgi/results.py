@@ -50,6 +50,9 @@ def run_coroutine(coro: Any) -> Any:
 def call(request: SynapseRequest, callback: Any, kwargs: dict[str, Any]) -> Any:
     """Call a handler, and drive its result if it is awaitable."""
     result = callback(request, **kwargs)
+    # The common answers first: a `hasattr` that misses costs an exception inside.
+    if type(result) is tuple or result is None:
+        return result
     if type(result) is CoroutineType or hasattr(result, "__await__"):
         driver = request.config.async_driver or run_coroutine
         return driver(result)

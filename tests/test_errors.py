@@ -317,3 +317,44 @@ def test_error_bodies_stay_right_however_many_messages_repeat_or_differ() -> Non
             assert response.status_code == 400, round_
             assert response.get_data() == canonicaljson.encode_canonical_json(expected)
             assert response.headers["Content-Length"] == str(len(response.get_data()))
+
+
+def test_is_function_cancellable_reads_every_kind_of_callable() -> None:
+    """Functions, bound methods, wrappers and callable objects, marked or not."""
+    import functools
+
+    @cancellable
+    def marked(request: SynapseRequest) -> None: ...
+
+    def unmarked(request: SynapseRequest) -> None: ...
+
+    class Handlers:
+        @cancellable
+        def on_GET(self, request: SynapseRequest) -> None: ...
+
+        def on_PUT(self, request: SynapseRequest) -> None: ...
+
+        @classmethod
+        @cancellable
+        def via_class(cls, request: SynapseRequest) -> None: ...
+
+    class CallableMarked:
+        cancellable = True
+
+        def __call__(self, request: SynapseRequest) -> None: ...
+
+    class CallableUnmarked:
+        def __call__(self, request: SynapseRequest) -> None: ...
+
+    @functools.wraps(unmarked)
+    def wrapper(request: SynapseRequest) -> None: ...
+
+    assert is_function_cancellable(marked)
+    assert not is_function_cancellable(unmarked)
+    assert is_function_cancellable(Handlers().on_GET)
+    assert not is_function_cancellable(Handlers().on_PUT)
+    assert is_function_cancellable(Handlers.via_class)
+    assert is_function_cancellable(CallableMarked())
+    assert not is_function_cancellable(CallableUnmarked())
+    assert is_function_cancellable(cancellable(wrapper))
+    assert not is_function_cancellable(functools.partial(unmarked))
