@@ -10,7 +10,7 @@ the result is always canonicaljson's, or its exception:
   builtins, nesting beyond orjson's limit, cycles and unknown types: orjson
   refuses them (TypeError);
 * floats whose orjson text differs from Python's `repr`: exactly the tokens
-  `0.0000…` (1e-6 <= |x| < 1e-4; Python writes `2.5e-05`) and those with a
+  `0.0000…` (1e-6 <= abs(x) < 1e-4; Python writes `2.5e-05`) and those with a
   one-digit negative exponent (orjson `1e-7`, Python `1e-07`);
 * NaN and infinities: orjson writes `null`, canonicaljson raises ValueError.
 
@@ -81,7 +81,7 @@ def _starts_token(encoded: bytes, i: int) -> bool:
 
 
 def _tiny_positional_token(encoded: bytes) -> bool:
-    """Whether a `0.0000…` number token (1e-6 <= |x| < 1e-4) is in `encoded`."""
+    """Whether a `0.0000…` number token (1e-6 <= abs(x) < 1e-4) is in `encoded`."""
     i = encoded.find(b"0.0000")
     while i != -1:
         if _starts_token(encoded, i):
