@@ -120,12 +120,15 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     * on `flush()` and `close()`: `logging.shutdown`, which runs at
       interpreter exit (a gunicorn worker's too), does both.
 
-    Every path to the stream holds the handler's lock (`Handler.handle`
-    holds it around `emit`; the timer's `flush` takes it), so lines from
-    threads or greenlets are written whole and in the order they were
-    logged; the lock is never held across a gevent switch (a file write
-    does not yield). A forked child forgets what its parent kept (the
-    parent writes it) instead of writing it twice.
+    Every path to the stream holds the handler's lock (`handle` holds it
+    around `emit`; the timer's `flush` takes it), so lines from threads or
+    greenlets are written whole and in the order they were logged. The
+    lock is never held across a gevent switch: a file write does not
+    yield, and the timer is started after `handle` let the lock go (a
+    handler configured before gevent patched `threading`, as gunicorn's
+    arbiter does, has a lock that every greenlet of the thread holds at
+    once). A forked child forgets what its parent kept (the parent writes
+    it) instead of writing it twice.
     """
 
     def __init__(
@@ -141,8 +144,8 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.flush_level = flush_level
         self._pending: list[str] = []
         self._size = 0
-        #: whether a timer will flush what is kept
-        self._armed = False
+        #: whether a timer will flush what is kept, and whether it is still to be started
+        self._armed = self._start_timer = False
         _buffered_handlers.add(self)
 
     def handle(self, record: logging.LogRecord) -> Any:
@@ -153,6 +156,12 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if passed:
             with self.lock:  # type: ignore[union-attr] # made in `Handler.__init__`
                 self.emit(record)
+                start_timer = self._start_timer
+                self._start_timer = False
+            if start_timer:  # outside the lock: starting a thread may switch greenlets
+                timer = threading.Timer(self.period, self.flush)
+                timer.daemon = True
+                timer.start()
         return passed
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -168,10 +177,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if record.levelno >= self.flush_level or self._size >= self.capacity:
             self._write(record)
         elif not self._armed:
-            self._armed = True
-            timer = threading.Timer(self.period, self.flush)
-            timer.daemon = True
-            timer.start()
+            self._armed = self._start_timer = True  # `handle` starts it
 
     def flush(self) -> None:
         """Write every kept line now."""
@@ -189,7 +195,7 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def _forget(self) -> None:
         self._pending = []
         self._size = 0
-        self._armed = False
+        self._armed = self._start_timer = False
 
     def _write(self, record: logging.LogRecord | None) -> None:
         """Write the kept lines (the caller holds the lock)."""

@@ -201,30 +201,56 @@ def test_logging_config_writes_access_lines_at_exit(tmp_path: Path) -> None:
         assert line.endswith(expected)
 
 
-def test_gevent_timer_writes_an_idle_workers_lines(tmp_path: Path) -> None:
+GEVENT_CHILD = """
+import logging, os, sys
+from synwsgi.logcontext import BufferedStreamHandler
+
+def make_handler():
+    handler = BufferedStreamHandler(open(sys.argv[1] + "/access.log", "a"), period=0.1)
+    logger = logging.getLogger("g")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    return logger
+
+if sys.argv[2] == "before":  # as gunicorn's arbiter: logging configured, then the worker patches
+    logger = make_handler()
+from gevent import monkey
+monkey.patch_all()
+import gevent
+if sys.argv[2] == "after":
+    logger = make_handler()
+
+def requests(n):
+    for i in range(20):
+        logger.info("greenlet %d line %d", n, i)
+        gevent.sleep(0)
+
+gevent.joinall([gevent.spawn(requests, n) for n in range(5)])
+before = len(open(sys.argv[1] + "/access.log").read().splitlines())
+gevent.sleep(0.5)  # the hub is idle: the timer greenlet runs
+after = open(sys.argv[1] + "/access.log").read().splitlines()
+print(before, len(after), len(set(after)))
+sys.stdout.flush()
+os._exit(0)  # no atexit: only the timer can have written them
+"""
+
+
+@pytest.mark.parametrize("configured", ["before", "after"])
+def test_gevent_timer_writes_an_idle_workers_lines(tmp_path: Path, configured: str) -> None:
+    # "before": the handler's lock is a real RLock, which all greenlets of the
+    # thread hold at once; the lines must still all arrive, once each.
     pytest.importorskip("gevent")
-    done = _child(
-        """
-        from gevent import monkey
-        monkey.patch_all()
-        import gevent, logging, os, sys, time
-        from synwsgi.logcontext import BufferedStreamHandler
-        path = sys.argv[1] + "/access.log"
-        handler = BufferedStreamHandler(open(path, "a"), period=0.1)
-        logger = logging.getLogger("g")
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        gevent.joinall([gevent.spawn(logger.info, "greenlet %d", n) for n in range(5)])
-        before = len(open(path).read().splitlines())
-        gevent.sleep(0.5)  # the hub is idle: the timer greenlet runs
-        after = len(open(path).read().splitlines())
-        print(before, after)
-        sys.stdout.flush()
-        os._exit(0)  # no atexit: only the timer can have written them
-        """,
-        tmp_path,
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_CHILD, str(tmp_path), configured],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     )
-    assert done.stdout.split() == ["0", "5"]
+    before, after, distinct = done.stdout.split()
+    assert int(before) < 100, "kept, not written per line"
+    assert (after, distinct) == ("100", "100")
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
