@@ -206,7 +206,12 @@ def is_large(obj: object, threshold: int = 1000) -> bool:
         return False
     if len(obj) > threshold:
         return True
-    return any(isinstance(v, (dict, list, tuple)) and len(v) > threshold for v in values)
+    # A loop, not `any(<generator>)`: every JSON result under gevent comes
+    # here, and building the generator costs more than a small dict's check.
+    for value in values:
+        if isinstance(value, (dict, list, tuple)) and len(value) > threshold:
+            return True
+    return False
 
 
 def iter_encode_canonical_json(obj: object, piece_size: int = 64 * 1024) -> Iterator[bytes]:
