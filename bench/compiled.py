@@ -13,14 +13,14 @@ so an unchanged tree is reused and any edit triggers a rebuild.
 the parent one round at a time, so the compiled rows take part in the
 parent's rotated rounds and drift on the machine hits both builds alike.
 
-A server on the compiled build (``bench/load.py``) is started with
-``cwd=tree`` and ``env=compiled_env(tree)``: ``python -m`` puts the working
-directory first on ``sys.path``, where the repository's pure ``synwsgi/``
-would otherwise shadow the compiled one. gunicorn's ``--chdir ROOT`` may stay
-(it does not prepend a directory already on ``sys.path``, and
-``compiled_env`` puts ROOT there, after the tree), but its config must then be
-given explicitly (``--config ROOT/gunicorn.conf.py``). ``process_loads_compiled``
-checks a running worker; ``compiled_synwsgi_files`` the current process.
+A process of its own on the compiled build is started with ``cwd=tree`` and
+``env=compiled_env(tree)``: ``python -m`` puts the working directory first on
+``sys.path``, where the repository's pure ``synwsgi/`` would otherwise shadow
+the compiled one. The load group's gunicorn servers (``bench/load.py``) do it
+differently: ``bench/load_gunicorn_conf.py`` puts the tree first on ``sys.path``
+in each worker (``post_fork``) and refuses to boot unless ``synwsgi.site`` then
+comes from it. ``process_loads_compiled`` checks a running worker;
+``compiled_synwsgi_files`` the current process.
 """
 
 from __future__ import annotations

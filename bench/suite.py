@@ -63,7 +63,7 @@ FULL = Settings(
     inproc_rounds=15, inproc_round_s=0.05, inproc_budget_s=90,
     routing_rounds=15, routing_round_s=0.05, routing_budget_s=30,
     json_mb=20, json_rounds=7, json_budget_s=60,
-    load_seconds=10, load_reps=3, load_warmup_s=2,
+    load_seconds=4, load_reps=5, load_warmup_s=2,
     stream_bytes=200 * 2**20, stream_reps=5, fairness_reps=7,
     section_limit_s=600,
 )  # fmt: skip
@@ -71,7 +71,7 @@ QUICK = Settings(
     inproc_rounds=5, inproc_round_s=0.02, inproc_budget_s=20,
     routing_rounds=5, routing_round_s=0.02, routing_budget_s=10,
     json_mb=20, json_rounds=3, json_budget_s=20,
-    load_seconds=3, load_reps=3, load_warmup_s=1,
+    load_seconds=2, load_reps=3, load_warmup_s=1,
     stream_bytes=64 * 2**20, stream_reps=3, fairness_reps=3,
     section_limit_s=240,
 )  # fmt: skip
