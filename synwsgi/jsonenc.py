@@ -208,7 +208,7 @@ def is_large(obj: object, threshold: int = 1000) -> bool:
         return True
     # A loop, not `any(<generator>)`: every JSON result under gevent comes
     # here, and building the generator costs more than a small dict's check.
-    for value in values:
+    for value in values:  # noqa: SIM110 - see above
         if isinstance(value, (dict, list, tuple)) and len(value) > threshold:
             return True
     return False
