@@ -51,46 +51,6 @@ class PreciseFormatter(logging.Formatter):
     """
 
     _last_second: tuple[int, str | None, Any, str] | None = None
-    #: `(format string, whether it uses asctime)` for the last format string seen
-    _uses_time: tuple[str, bool] = ("", False)
-
-    def format(self, record: logging.LogRecord) -> str:
-        """`Formatter.format`, its calls inlined for the common %-style format."""
-        style = self._style
-        if (
-            type(self) is not PreciseFormatter
-            or type(style) is not logging.PercentStyle
-            or getattr(style, "_defaults", None)
-        ):
-            return super().format(record)  # a subclass, another style, or defaults: the general path
-        fmt = style._fmt
-        uses_time = self._uses_time
-        if uses_time[0] is not fmt:
-            uses_time = self._uses_time = (fmt, style.usesTime())
-        record.message = record.getMessage()
-        if uses_time[1]:
-            record.asctime = self.formatTime(record, self.datefmt)
-        try:
-            text: str = fmt % record.__dict__
-        except KeyError as exc:  # as `PercentStyle.format` says it
-            raise ValueError(f"Formatting field not found in record: {exc}")  # noqa: B904 - as logging chains it
-        if record.exc_info or record.exc_text or record.stack_info:
-            return self._append_details(record, text)
-        return text
-
-    def _append_details(self, record: logging.LogRecord, text: str) -> str:
-        """The traceback and stack lines after the message, as `Formatter.format` adds them."""
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            if text[-1:] != "\n":
-                text = text + "\n"
-            text = text + record.exc_text
-        if record.stack_info:
-            if text[-1:] != "\n":
-                text = text + "\n"
-            text = text + self.formatStack(record.stack_info)
-        return text
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         created = record.created
