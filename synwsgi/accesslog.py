@@ -70,8 +70,6 @@ class AccessLogger(RequestHooks):
 # made by a real LogRecord once per process.
 _template: dict[str, Any] = {}
 _LogRecord = logging.LogRecord
-# logging's level names, as `getLevelName` reads them (`addLevelName` changes this dict in place)
-_level_names: dict[int, str] = getattr(logging, "_levelToName", {})
 
 
 def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
@@ -101,7 +99,7 @@ def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
         fields["thread"] = threading.get_ident()
         fields["threadName"] = threading.current_thread().name
     fields["levelno"] = level
-    fields["levelname"] = _level_names.get(level) or logging.getLevelName(level)
+    fields["levelname"] = logging.getLevelName(level)
     fields["args"] = args
     return record
 
