@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("synwsgi.errors")
 
-_INFO = logging.INFO
 _INTERNAL_ERROR = {"errcode": Codes.UNKNOWN.value, "error": "Internal server error"}
 _CANCELLED = {"errcode": Codes.UNKNOWN.value, "error": "Request cancelled"}
 
@@ -90,7 +89,7 @@ def describe_error(request: SynapseRequest, exc: BaseException, html_page: bool 
         described: Any = exc
         code: int = described.code
         msg = exc.msg if isinstance(exc, CodeMessageException) else str(getattr(exc, "msg", "") or exc)
-        if logger.isEnabledFor(_INFO):
+        if logger.isEnabledFor(logging.INFO):
             debug_context = getattr(exc, "debug_context", None)
             if debug_context:
                 logger.info("%r SynapseError: %s - %s (%s)", request, code, msg, debug_context)
