@@ -27,14 +27,14 @@ awaited, so ported `async def` servlets keep their `await`.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, cast
 
+from .clock import resolve
 from .errors import AuthError, Codes, InvalidClientTokenError, MissingClientTokenError, SynapseError
-from .servlet import _arg_values
+from .servlet import query_values
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -145,7 +145,7 @@ def _authorization_header(request: SynapseRequest) -> str | None:
 
 def has_access_token(request: SynapseRequest) -> bool:
     """Whether the request carries an access token (header or `access_token` parameter)."""
-    return bool(_arg_values(request.args, "access_token")) or _authorization_header(request) is not None
+    return bool(query_values(request.args, "access_token")) or _authorization_header(request) is not None
 
 
 def get_access_token_from_request(request: SynapseRequest) -> str:
@@ -159,7 +159,7 @@ def get_access_token_from_request(request: SynapseRequest) -> str:
     refused the same way (Synapse would fail with a 500).
     """
     header = _authorization_header(request)
-    params = _arg_values(request.args, "access_token")
+    params = query_values(request.args, "access_token")
     if header is not None:
         if params is not None:
             raise MissingClientTokenError("Mixing Authorization headers and access_token query parameters.")
@@ -179,21 +179,6 @@ def get_access_token_from_request(request: SynapseRequest) -> str:
 
 #: A token -> requester lookup: None (or `InvalidClientTokenError`) for an unknown token.
 TokenLookup = Callable[[str], "Requester | None"]
-
-
-def _resolve(value: Any) -> Any:
-    """The result of an awaitable lookup that completes without waiting (no event loop here)."""
-    if not inspect.isawaitable(value):
-        return value
-    iterator = value.__await__()
-    try:
-        iterator.send(None)
-    except StopIteration as done:
-        return done.value
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
-    raise RuntimeError("the access token lookup awaited something that needs an event loop: make it sync")
 
 
 class Auth:
@@ -237,7 +222,10 @@ class Auth:
         knows about locked accounts raises `UserLockedError` itself.
         """
         token = self.get_access_token_from_request(request)
-        requester = cast("Requester | None", _resolve(self.get_user_by_access_token(token, allow_expired)))
+        requester = cast(
+            "Requester | None",
+            resolve(self.get_user_by_access_token(token, allow_expired), request.config.async_driver),
+        )
         if requester is None:
             raise InvalidClientTokenError()
         if requester.is_guest and not allow_guest:

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from math import isfinite
 from typing import Any
 
@@ -218,32 +218,41 @@ def iter_encode_canonical_json(obj: object, piece_size: int = 64 * 1024) -> Iter
     """Encode `obj` canonically in pieces of roughly `piece_size` bytes.
 
     The concatenation equals `encode_canonical_json(obj)`. Lists are encoded in
-    batches (a batch's canonical encoding, brackets dropped, is its items
-    joined by commas); dicts key by key in sorted order.
+    batches (a batch's encoding, brackets dropped, is its items joined by
+    commas); dicts key by key in sorted order.
     """
-    yield from _iter_encode(obj, piece_size, _SPLIT_DEPTH)
+    yield from _iter_encode(obj, piece_size, _SPLIT_DEPTH, encode_canonical_json, True)
 
 
-def _iter_encode(obj: object, piece_size: int, depth: int) -> Iterator[bytes]:
+def iter_encode_json(obj: object, piece_size: int = 64 * 1024) -> Iterator[bytes]:
+    """`encode_json(obj)` (compact, keys in insertion order) in pieces of roughly `piece_size` bytes."""
+    yield from _iter_encode(obj, piece_size, _SPLIT_DEPTH, encode_json, False)
+
+
+def _iter_encode(
+    obj: object, piece_size: int, depth: int, encode: Callable[[object], bytes], sort_keys: bool
+) -> Iterator[bytes]:
     if depth and isinstance(obj, dict) and all(type(k) is str for k in obj):
         sep = b"{"
-        for key in sorted(obj):
-            yield sep + encode_canonical_json(key) + b":"
-            yield from _iter_encode(obj[key], piece_size, depth - 1)
+        for key in sorted(obj) if sort_keys else obj:
+            yield sep + encode(key) + b":"
+            yield from _iter_encode(obj[key], piece_size, depth - 1, encode, sort_keys)
             sep = b","
         yield b"}" if obj else b"{}"
     elif depth and isinstance(obj, (list, tuple)) and len(obj) > 1:
-        yield from _iter_encode_list(obj, piece_size)
+        yield from _iter_encode_list(obj, piece_size, encode)
     else:
-        yield encode_canonical_json(obj)
+        yield encode(obj)
 
 
-def _iter_encode_list(items: list[Any] | tuple[Any, ...], piece_size: int) -> Iterator[bytes]:
+def _iter_encode_list(
+    items: list[Any] | tuple[Any, ...], piece_size: int, encode: Callable[[object], bytes]
+) -> Iterator[bytes]:
     sep = b"["
     batch = 16
     start = 0
     while start < len(items):
-        encoded = encode_canonical_json(list(items[start : start + batch]))
+        encoded = encode(list(items[start : start + batch]))
         yield sep + encoded[1:-1]
         sep = b","
         start += batch

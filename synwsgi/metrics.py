@@ -358,7 +358,6 @@ class MetricsResource(Resource):
         self.registry = registry
 
     def get_handler(self, request: SynapseRequest) -> Handler:
-        request.servlet_name = type(self).__name__
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request, ["GET"])
         return self._render, {}

@@ -32,9 +32,9 @@ from collections.abc import Generator, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
-from .auth import _resolve
+from .clock import MonotonicClock, resolve
 from .errors import LimitExceededError
-from .transactions import MonotonicClock
+from .request import current_request
 
 #: How often (clock seconds) buckets that have emptied are dropped.
 PRUNE_INTERVAL_S = 15.0
@@ -138,7 +138,7 @@ class Ratelimiter:
         if requester is None or get_override is None:
             return False
         entity = getattr(requester, "authenticated_entity", None) or str(requester.user)
-        override = _resolve(get_override(entity))
+        override = _resolve_override(get_override(entity))
         return bool(override) and not getattr(override, "messages_per_second", None)
 
     def can_do_action(
@@ -161,7 +161,7 @@ class Ratelimiter:
         if self._exempt(requester):
             return ActionCheck(True, -1.0)
         if requester and self._ratelimit_callbacks is not None:
-            override = _resolve(
+            override = _resolve_override(
                 self._ratelimit_callbacks.get_ratelimit_override_for_user(
                     str(requester.user), self._limiter_name
                 )
@@ -263,3 +263,9 @@ class Ratelimiter:
         now = _time_now_s if _time_now_s is not None else self.clock.time()
         with self._lock:
             self._prune_locked(now)
+
+
+def _resolve_override(value: Any) -> Any:
+    """An override lookup's answer, awaited by the current request's driver if it is awaitable."""
+    request = current_request()
+    return resolve(value, request.config.async_driver if request is not None else None)

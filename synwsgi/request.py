@@ -26,18 +26,22 @@ from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
 from . import runtime
+from .cancellation import current_scope
 from .compat import SynapseRequestCompat
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import client_socket
 from .errors import Codes, RequestTooLargeError, SynapseError
 from .headers import Header, safe_header
+from .jsonbody import parse_json_body
 from .paths import raw_path_from_environ
+from .query import QueryArgs
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .body import ResponseBody
     from .cancellation import CancelScope
+    from .dispatch import Dispatch
     from .responses import Response
 
 
@@ -86,6 +90,15 @@ def _cpu_times() -> tuple[float, float]:
 _RUSAGE_THREAD = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
 
 
+class RequestMetricsView:
+    """Synapse's `request.request_metrics`, read-only: what ported code reads of it."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
 def _latin1_to_text(value: str) -> str:
     return value.encode("latin-1").decode("utf-8", "replace")
 
@@ -93,39 +106,46 @@ def _latin1_to_text(value: str) -> str:
 class SynapseRequest(SynapseRequestCompat, Request):
     """One HTTP request, plus the state Synapse keeps on its request object.
 
+    The `Site` owns the pipeline's state on the request and writes each piece
+    once, in order: the effective `config` and the mount (constructor), the
+    `dispatch` (what routing found), the `cancel_scope`, the hook state and
+    the status sent. Everything else reads it: `servlet_name`, `route` and
+    `request_metrics.name` are views onto the dispatch, `response_code` onto
+    the status. The handler's own writers are Synapse's: `setResponseCode`,
+    `setHeader`, `write`/`finish` and the `respond_with_*` helpers.
+
     Attributes set per request are assigned in `__init__`; the rest start as
     the class-level defaults below, which costs nothing until one is changed.
     """
 
     shallow = False  # Werkzeug's: reading the body is allowed
-    #: the name metrics and logs use for the handler
-    servlet_name = "unknown"
-    #: the mount prefix that led here (the raw path below it is `postpath`)
-    prepath = ""
-    #: the status the handler asked for (`setResponseCode`, `respond_with_*`)
+    #: what routing found (set once by the `Site`); None until then
+    dispatch: Dispatch | None = None
+    #: the status: what the handler asked for (`setResponseCode`), then the one sent
     code = 200
+    #: whether the status line went out (then `code` is the status sent); set by the `Site`
+    status_sent = False
     #: what `respond_with_*` produced, if a handler used them
     response: Response | None = None
     #: what `write()` buffered, and whether `finish()` was called
     _written: list[bytes] | None = None
     handler_finished = False
-    #: the status actually sent, for logs and metrics (set once, as it goes out)
-    response_code: int | None = None
     #: headers a handler set on the request (`setHeader`, `set_cors_headers`)
     response_headers: list[Header] | None = None
-    #: the disconnect/cancellation state while a cancellable handler runs
+    #: the disconnect/cancellation state of a `@cancellable` handler (or of a
+    #: slow one whose client left), set by the `Site`
     cancel_scope: CancelScope | None = None
-    #: who made the request, set by auth code; `str()` of it goes in the access log
+    #: who made the request, set by auth code (Synapse's `request.requester`);
+    #: `str()` of it goes in the access log
     requester: object | None = None
     #: each hook's per-request state, keyed by the hook (a slot of its own,
     #: so no hook needs a field here); a fresh dict when the site has hooks
     hook_state: dict[object, Any] | None = None
+    #: when the response was ready to go (`perf_counter`), for the hooks
     processing_end: float | None = None
     _start_cpu: tuple[float, float] | None = None
     _cpu_used: tuple[float, float] | None = None
     _body: bytes | None = None
-    #: the pattern of the servlet that matched
-    route: str | None = None
 
     def __init__(
         self,
@@ -133,19 +153,48 @@ class SynapseRequest(SynapseRequestCompat, Request):
         raw_path: str | None = None,
         request_id: str | None = None,
         config: ServerConfig = DEFAULT_CONFIG,
+        prepath: str = "",
     ) -> None:
         # Werkzeug's __init__ is skipped on purpose: see the module docstring.
         self.environ = environ
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
         #: the percent-encoded path routing matches against
-        self.raw_path = self.postpath = raw_path if raw_path is not None else raw_path_from_environ(environ)
+        self.raw_path = raw_path if raw_path is not None else raw_path_from_environ(environ)
+        #: the mount prefix that led here, and the raw path below it
+        self.prepath = prepath
+        self.postpath = self.raw_path[len(prepath) :] if prepath else self.raw_path
         #: `GET-17`; tags every log record of this request
         self.request_id = request_id or next_request_id(self.method)
+        #: the effective config: the mounted resource's, else the site's
         self.config = config
         self.max_content_length = config.max_request_body_size
         #: the client's connection, when the server exposes it (see `connection`)
         self.client_socket = client_socket(environ)
         self.start_time = time.perf_counter()
+
+    # -- views onto the dispatch and the status ------------------------------
+
+    @property
+    def servlet_name(self) -> str:
+        """The name metrics and logs use for the handler (Synapse's servlet class name)."""
+        dispatch = self.dispatch
+        return dispatch.servlet_name if dispatch is not None else "unknown"
+
+    @property
+    def route(self) -> str | None:
+        """The pattern of the servlet that matched, if a router found one."""
+        dispatch = self.dispatch
+        return dispatch.route if dispatch is not None else None
+
+    @property
+    def request_metrics(self) -> RequestMetricsView:
+        """Synapse's `request.request_metrics`, as far as servlets read it (`.name`)."""
+        return RequestMetricsView(self.servlet_name)
+
+    @property
+    def response_code(self) -> int | None:
+        """The status sent, once the status line went out (None before)."""
+        return self.code if self.status_sent else None
 
     def start_cpu_accounting(self) -> None:
         self._start_cpu = _cpu_times()
@@ -207,18 +256,17 @@ class SynapseRequest(SynapseRequestCompat, Request):
     # -- query and body ------------------------------------------------------
 
     @cached_property
-    def args(self) -> dict[bytes, list[bytes]]:  # type: ignore[override]
-        """The query parameters as Synapse (Twisted) has them: percent-decoded
-        bytes, keyed by bytes, blank values kept. Decoding is left to the
-        `parse_*` helpers, which refuse what is not valid in their encoding.
-        For Werkzeug's str `MultiDict`, see `query_args`."""
-        # latin-1 maps each byte to one character and back: percent-escapes and
-        # raw bytes alike come out as the bytes they stand for.
-        args: dict[bytes, list[bytes]] = {}
-        text = self.query_string.decode("latin-1")
-        for key, value in parse_qsl(text, keep_blank_values=True, encoding="latin-1"):
-            args.setdefault(key.encode("latin-1"), []).append(value.encode("latin-1"))
-        return args
+    def args(self) -> QueryArgs:
+        """The query parameters: Werkzeug's `MultiDict[str, str]`, plus Twisted's bytes keys.
+
+        Code written for Werkzeug reads `request.args["q"]` / `.getlist("q")`
+        / `request.values` as usual (text, undecodable bytes replaced, as
+        Werkzeug does). Ported Synapse code indexes with bytes and gets
+        Twisted's answer, every value as raw bytes: `request.args[b"q"]` is
+        `[b"..."]`, `b"q" in request.args` works, and the `parse_*` helpers
+        decode strictly from those bytes (see `synwsgi.servlet`).
+        """
+        return QueryArgs(self.query_string)
 
     @cached_property
     def query_args(self) -> MultiDict[str, str]:
@@ -235,6 +283,33 @@ class SynapseRequest(SynapseRequestCompat, Request):
                 HTTPStatus.BAD_REQUEST, "Query string is not valid UTF-8", Codes.INVALID_PARAM
             ) from None
         return MultiDict(pairs)
+
+    # -- the body: every way to read it applies the same limit, deadline and JSON
+
+    def get_data(  # type: ignore[override]
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> bytes | str:
+        """Werkzeug's `get_data`, through `read_body`: the body limit (413) and the
+        slow-client deadline (408) hold however the body is read."""
+        data = read_body(self)
+        return data.decode("utf-8", "replace") if as_text else data
+
+    def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """Werkzeug's `get_json` with Synapse's strict JSON (no NaN, no lone
+        surrogates, bounded nesting): 400 `M_NOT_JSON` for a body that is not JSON."""
+        if not (force or self.is_json):
+            return None if silent else self.on_json_loading_failed(None)
+        try:
+            return parse_json_body(read_body(self))
+        except SynapseError:
+            if silent:
+                return None
+            raise
+
+    def read_raw_body(self) -> bytes:
+        """The body as Werkzeug reads it (within `max_content_length`), with no
+        deadline and uncached: `read_body`'s building block, not for handlers."""
+        return Request.get_data(self, cache=False)
 
     @cached_property
     def content(self) -> io.BytesIO:
@@ -255,11 +330,23 @@ class SynapseRequest(SynapseRequestCompat, Request):
         Inside a `@cancellable` handler this raises `CancelledError` once the
         client is gone, so a handler polling it stops on every worker type.
         """
-        scope = self.cancel_scope
+        scope = current_scope.get() or self.cancel_scope
         if scope is None:
             return False
         scope.raise_if_cancelled()
         return scope.disconnected
+
+    def unread_chunked_body(self) -> bool:
+        """Whether a chunked (unknown-length) body came and nobody read it through `read_body`.
+
+        The server would read and discard all of it before the next request
+        on the connection; Synapse drops the connection instead.
+        """
+        return self._body is None and "chunked" in self.environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+
+    def respond(self, response: Response) -> None:
+        """What `respond_with_*` answer with, sent when the handler returns (Synapse's spelling)."""
+        self.response = response
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.request_id} {self.method} {self.raw_path!r}>"

@@ -18,8 +18,9 @@ import logging
 import re
 from collections.abc import Callable, Iterable
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
+from .dispatch import Dispatch, ServletCallback
 from .errors import MethodNotAllowedError, UnrecognizedRequestError
 from .policy import Kind
 from .responses import HTML_ERROR_TEMPLATE, options_response, redirect_response
@@ -33,9 +34,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ServletCallback = Callable[..., Any]
 PathPattern = str | re.Pattern[str]
-Handler = tuple[ServletCallback, dict[str, Any]]
+#: What `get_handler` returns: a `Dispatch`, or `(callback, kwargs)`, which is
+#: known by the resource's class name.
+Handler = Dispatch | tuple[ServletCallback, dict[str, Any]]
+
+#: Twisted's `server.NOT_DONE_YET`: a `render` method that wrote its answer
+#: with `request.write()`/`finish()` returns it instead of the body.
+NOT_DONE_YET = 1
 
 _HANDLER_METHODS = ("GET", "PUT", "POST", "DELETE", "PATCH")
 
@@ -56,7 +62,15 @@ class Resource:
     """Something a `Site` mounts at a path prefix.
 
     `isLeaf` resources answer every path below their prefix; the others only
-    the prefix itself (anything deeper is a JSON 404).
+    the prefix itself and their children (`putChild`), anything else being a
+    JSON 404. A subclass answers in one of two ways:
+
+    * synwsgi's: override `get_handler`, a lookup that returns the handler
+      (a `Dispatch`) and writes nothing;
+    * Twisted's, as Synapse writes its small resources: define `render(request)`
+      or `render_GET(request)`, `render_OPTIONS(request)`, ..., returning the
+      body bytes (with `request.setResponseCode`/`setHeader`) or
+      `NOT_DONE_YET` after `request.write()`/`finish()`.
     """
 
     isLeaf: ClassVar[bool] = True
@@ -70,14 +84,75 @@ class Resource:
     config: ServerConfig | None = None
     #: JSON results in canonical JSON (Synapse's `JsonResource` default)
     canonical_json: bool = True
+    #: Twisted's children, by (unquoted) path segment: see `putChild`
+    children: dict[str, Resource] | None = None
+
+    def putChild(self, path: str | bytes, child: Resource) -> None:
+        """Serve `child` at the path segment `path` below this resource (Twisted's `putChild`)."""
+        if self.children is None:
+            self.children = {}
+        self.children[path.decode("utf-8") if isinstance(path, bytes) else path] = child
 
     def get_handler(self, request: SynapseRequest) -> Handler:
-        """The callback that answers `request` and its keyword arguments.
+        """The handler that answers `request`; the lookup writes nothing on the request.
 
         Raises `UnrecognizedRequestError` (404, or 405 via `MethodNotAllowedError`).
         """
-        request.servlet_name = "unrecognised_request_handler"
+        render = _twisted_render(self, request.method)
+        if render is None:
+            if type(self).render is not Resource.render:
+                raise method_not_allowed(request, _twisted_methods(self))
+            raise UnrecognizedRequestError()
+        return Dispatch(_RenderAdapter(render), {}, type(self).__name__)
+
+    def render(self, request: SynapseRequest) -> bytes | int:
+        """Twisted's entry point; by default `render_<METHOD>` (see `get_handler`)."""
         raise UnrecognizedRequestError()
+
+
+def _twisted_render(resource: Resource, method: str) -> Callable[[SynapseRequest], Any] | None:
+    """`render_<METHOD>` (HEAD served by GET's, as Twisted does), else an overridden `render`."""
+    if method.isalpha():
+        render = getattr(resource, f"render_{method}", None)
+        if render is None and method == "HEAD":
+            render = getattr(resource, "render_GET", None)
+        if render is not None:
+            return cast("Callable[[SynapseRequest], Any]", render)
+    if type(resource).render is not Resource.render:
+        return resource.render
+    return None
+
+
+def _twisted_methods(resource: Resource) -> list[str]:
+    return [m for m in (*_HANDLER_METHODS, "OPTIONS") if hasattr(resource, f"render_{m}")]
+
+
+class _RenderAdapter:
+    """A Twisted-style `render` method as a synwsgi handler: bytes are the body,
+    `NOT_DONE_YET` means the answer was written on the request."""
+
+    __slots__ = ("render",)
+
+    def __init__(self, render: Callable[[SynapseRequest], Any]) -> None:
+        self.render = render
+
+    def __call__(self, request: SynapseRequest) -> Any:
+        body = self.render(request)
+        if body == NOT_DONE_YET:
+            if request.written() is None:
+                request.finish()
+            return None
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        if not isinstance(body, bytes):
+            raise TypeError(f"{request.servlet_name}.render returned {type(body).__name__}, not bytes")
+        request.write(body)
+        request.finish()
+        return None
+
+
+class UnrecognizedRequestResource(Resource):
+    """Answers every request below it with the JSON 404 (Synapse's resource of that name)."""
 
 
 def method_not_allowed(request: SynapseRequest, allowed: list[str]) -> UnrecognizedRequestError:
@@ -100,21 +175,17 @@ class _DirectServeResource(Resource):
         config: ServerConfig | None = None,
     ) -> None:
         # `hs`, `extract_context` and `clock` are Synapse's; synwsgi needs none
-        # of them, but ported constructors pass them. A `bool` first argument
-        # is synwsgi 0.1's `canonical_json`. Unset, the class's default holds.
-        if isinstance(hs, bool):
-            canonical_json = hs
+        # of them, but ported constructors pass them. Unset, the class's default holds.
         if canonical_json is not None:
             self.canonical_json = canonical_json
         self.config = config
 
     def get_handler(self, request: SynapseRequest) -> Handler:
-        request.servlet_name = type(self).__name__
         method = "GET" if request.method == "HEAD" else request.method
         if method.isalpha():
             handler = getattr(self, f"on_{method}", None) or getattr(self, f"_async_render_{method}", None)
             if handler is not None:
-                return handler, {}
+                return Dispatch(handler, {}, type(self).__name__)
         allowed = [m for m in _HANDLER_METHODS if self._answers(m)]
         raise method_not_allowed(request, allowed) if allowed else UnrecognizedRequestError()
 
@@ -160,11 +231,9 @@ class JsonResource(DirectServeJsonResource):
             self.router.add(method, pattern, (callback, servlet_classname))
 
     def get_handler(self, request: SynapseRequest) -> Handler:
-        request.servlet_name = "unrecognised_request_handler"
         route, kwargs = self.router.match(request.method, request.raw_path)
-        callback, request.servlet_name = route.endpoint
-        request.route = route.pattern
-        return callback, kwargs
+        callback, servlet_name = route.endpoint
+        return Dispatch(callback, kwargs, servlet_name, route.pattern)
 
 
 class RestServlet:
@@ -202,8 +271,7 @@ class OptionsResource(Resource):
 
     def get_handler(self, request: SynapseRequest) -> Handler:
         if request.method == "OPTIONS":
-            request.servlet_name = "OptionsResource"
-            return _options, {}
+            return Dispatch(_options, {}, "OptionsResource")
         return super().get_handler(request)
 
 
@@ -219,11 +287,10 @@ class RootRedirect(Resource):
 
     def get_handler(self, request: SynapseRequest) -> Handler:
         if request.postpath not in ("", "/"):
-            return Resource.get_handler(self, request)
-        request.servlet_name = "RootRedirect"
+            raise UnrecognizedRequestError()
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request, ["GET"])
-        return self._redirect, {}
+        return Dispatch(self._redirect, {}, "RootRedirect")
 
     def _redirect(self, request: SynapseRequest) -> Any:
         return redirect_response(self.url)

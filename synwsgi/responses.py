@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 class Responder(Protocol):
     """What `respond_with_*` need of a request: `SynapseRequest`, which comes after this module."""
 
-    response: Response | None
     config: ServerConfig
     raw_path: str
 
     def setResponseCode(self, code: int) -> None: ...
+    def respond(self, response: Response) -> None: ...
     def add_response_headers(self, headers: Iterable[h.Header]) -> None: ...
     def finish(self) -> None: ...
 
@@ -73,8 +73,24 @@ class Response:
         self.body = body
         self.kind = kind
 
+    def replace(
+        self,
+        *,
+        status: int | None = None,
+        headers: list[h.Header] | None = None,
+        body: Body | None = None,
+    ) -> Response:
+        """A new response with the given parts changed: a response is a value the
+        pipeline never edits, so one may be shared by every request."""
+        return Response(
+            self.status if status is None else status,
+            self.headers if headers is None else headers,
+            self.body if body is None else body,
+            self.kind,
+        )
+
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        start_response(status_line(self.status), self.headers)
+        start_response(status_line(self.status), list(self.headers))
         if environ.get("REQUEST_METHOD") == "HEAD":
             close_body(self.body)
             return []
@@ -161,7 +177,7 @@ def respond_with_json(
     As in Synapse, CORS headers only with `send_cors=True`.
     """
     request.setResponseCode(code)
-    request.response = json_response(code, json_object, canonical_json=canonical_json, send_cors=send_cors)
+    request.respond(json_response(code, json_object, canonical_json=canonical_json, send_cors=send_cors))
 
 
 def respond_with_json_bytes(
@@ -169,7 +185,7 @@ def respond_with_json_bytes(
 ) -> None:
     """Answer `request` with JSON already encoded."""
     request.setResponseCode(code)
-    request.response = json_bytes_response(code, json_bytes, send_cors=send_cors)
+    request.respond(json_bytes_response(code, json_bytes, send_cors=send_cors))
 
 
 def respond_with_html(request: Responder, code: int, html: str) -> None:
@@ -180,7 +196,7 @@ def respond_with_html(request: Responder, code: int, html: str) -> None:
 def respond_with_html_bytes(request: Responder, code: int, html_bytes: bytes) -> None:
     """Answer `request` with an HTML page already encoded as UTF-8."""
     request.setResponseCode(code)
-    request.response = html_response(code, html_bytes)
+    request.respond(html_response(code, html_bytes))
 
 
 def respond_with_redirect(
@@ -188,18 +204,12 @@ def respond_with_redirect(
     url: str | bytes,
     statusCode: int = HTTPStatus.FOUND,  # noqa: N803 - Synapse's spelling
     cors: bool = False,
-    *,
-    status_code: int | None = None,
 ) -> None:
-    """Redirect to `url` (302 unless `statusCode` says otherwise), with CORS if `cors`.
-
-    `statusCode` is Synapse's spelling; `status_code` is kept for callers of
-    synwsgi 0.1.
-    """
-    code = statusCode if status_code is None else status_code
+    """Redirect to `url` (302 unless `statusCode` says otherwise), with CORS if `cors`."""
+    code = statusCode
     logger.debug("Redirect to %s", url.decode("utf-8", "replace") if isinstance(url, bytes) else url)
     request.setResponseCode(code)
-    request.response = redirect_response(url, code, cors)
+    request.respond(redirect_response(url, code, cors))
 
 
 def set_cors_headers(request: Responder) -> None:

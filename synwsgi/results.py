@@ -9,12 +9,12 @@ text (from an HTML resource), or None after `respond_with_*`/`finish()`. An
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from types import CoroutineType
 from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.test import run_wsgi_app
 
 from . import runtime
+from .clock import resolve
 from .policy import Kind
 from .responses import Response, html_response, json_response, json_stream_response
 
@@ -24,43 +24,18 @@ if TYPE_CHECKING:
     from .request import SynapseRequest
 
 
-def run_coroutine(coro: Any) -> Any:
-    """The default async driver: run an `async def` handler without an event loop.
-
-    A WSGI worker has no loop: handlers may await other coroutines, not
-    futures, Deferreds or asyncio I/O. Plug another driver with
-    `ServerConfig(async_driver=...)` for those.
-    """
-    if type(coro) is not CoroutineType:
-        raise RuntimeError(
-            f"{type(coro).__name__} is awaitable but not a coroutine: the default async driver "
-            "cannot resolve it (plug one with ServerConfig(async_driver=...))"
-        )
-    try:
-        pending = coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    coro.close()
-    raise RuntimeError(
-        f"an async handler awaited {type(pending).__name__}, which the default async driver cannot "
-        "resolve (a WSGI worker has no event loop): plug one with ServerConfig(async_driver=...)"
-    )
-
-
 def call(request: SynapseRequest, callback: Any, kwargs: dict[str, Any]) -> Any:
-    """Call a handler, and drive its result if it is awaitable."""
-    result = callback(request, **kwargs)
-    # The common answers first: a `hasattr` that misses costs an exception inside.
-    if type(result) is tuple or result is None:
-        return result
-    if type(result) is CoroutineType or hasattr(result, "__await__"):
-        driver = request.config.async_driver or run_coroutine
-        return driver(result)
-    return result
+    """Call a handler, and drive its result if it is awaitable (`clock.resolve`)."""
+    return resolve(callback(request, **kwargs), request.config.async_driver)
 
 
 def to_response(request: SynapseRequest, result: Any, kind: Kind, canonical_json: bool = True) -> Response:
-    """`result` as a `Response`; `kind` is what the resource serves (JSON or HTML)."""
+    """`result` as a `Response`; `kind` is what the resource serves (JSON or HTML).
+
+    The status of a result that carries none (a body iterator, None after
+    `respond_with_*`/`write()`) is the request's, as `setResponseCode` left it.
+    A returned `Response` is used as it is: it may be shared between requests.
+    """
     if result is None:
         return _from_request(request)
     if isinstance(result, Response):
@@ -71,17 +46,17 @@ def to_response(request: SynapseRequest, result: Any, kind: Kind, canonical_json
             return html_response(code, body)
         return _json(request, code, body, canonical_json)
     if kind is Kind.HTML and isinstance(result, (str, bytes)):
-        return html_response(200, result)
+        return html_response(request.code, result)
     if callable(result):
         return run_app(request, cast("WSGIApplication", result))
     if kind is not Kind.HTML and _is_body_iterator(result):
-        return json_stream_response(200, result)
+        return json_stream_response(request.code, result)
     raise TypeError(f"{request.servlet_name} returned {type(result).__name__}, which is not a response")
 
 
 def _json(request: SynapseRequest, code: int, obj: Any, canonical_json: bool) -> Response:
     config = request.config
-    pieces = runtime.current().big_json(obj, config.large_json_items, config.max_chunk_size)
+    pieces = runtime.current().big_json(obj, config.large_json_items, config.max_chunk_size, canonical_json)
     if pieces is not None:
         return json_stream_response(code, pieces)
     return json_response(code, obj, canonical_json=canonical_json)
@@ -91,8 +66,7 @@ def _from_request(request: SynapseRequest) -> Response:
     """What `respond_with_*` or `write()`/`finish()` left on the request, with its status."""
     response = request.response
     if response is not None:
-        response.status = request.code
-        return response
+        return response if response.status == request.code else response.replace(status=request.code)
     body = request.written()
     if body is not None:
         return Response(request.code, [("Content-Length", str(len(body)))], body)

@@ -31,9 +31,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope, is_function_cancellable
+from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope
 from .connection import client_gone, peek
-from .jsonenc import is_large, iter_encode_canonical_json
+from .jsonenc import is_large, iter_encode_canonical_json, iter_encode_json
 
 if TYPE_CHECKING:
     import socket
@@ -51,7 +51,7 @@ class RequestLike(Protocol):
     @property
     def content_length(self) -> int | None: ...
 
-    def get_data(self) -> bytes: ...
+    def read_raw_body(self) -> bytes: ...
 
 
 class ThreadRuntime:
@@ -99,7 +99,9 @@ class ThreadRuntime:
     def bounded(self, seconds: float) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
 
-    def big_json(self, obj: Any, large_items: int, chunk_size: int) -> Iterator[bytes] | None:
+    def big_json(
+        self, obj: Any, large_items: int, chunk_size: int, canonical: bool = True
+    ) -> Iterator[bytes] | None:
         return None
 
     def cooperate(self) -> None:
@@ -154,11 +156,14 @@ class GeventRuntime(ThreadRuntime):
         timeout: contextlib.AbstractContextManager[object] = self._gevent.Timeout(seconds, TimeoutError)
         return timeout
 
-    def big_json(self, obj: Any, large_items: int, chunk_size: int) -> Iterator[bytes] | None:
+    def big_json(
+        self, obj: Any, large_items: int, chunk_size: int, canonical: bool = True
+    ) -> Iterator[bytes] | None:
         if not is_large(obj, large_items):
             return None
         # Encoding a big body in one go would freeze every other greenlet.
-        return self._paced(iter_encode_canonical_json(obj, chunk_size))
+        encode = iter_encode_canonical_json if canonical else iter_encode_json
+        return self._paced(encode(obj, chunk_size))
 
     def _paced(self, pieces: Iterable[bytes], interval: float = 0.002) -> Iterator[bytes]:
         """`pieces`, letting other greenlets run whenever producing them took `interval` s.
@@ -193,37 +198,41 @@ def current() -> ThreadRuntime:
 
 def run_handler(
     request: RequestLike, call: Callable[..., Any], callback: Callable[..., Any], kwargs: dict[str, Any]
-) -> Any:
-    """`call(request, callback, kwargs)`; a `@cancellable` callback is stopped when its client leaves.
+) -> tuple[Any, CancelScope | None]:
+    """`call(request, callback, kwargs)`, and a scope saying the client left, if it did.
 
-    An uncancellable handler runs to its end; a client that left meanwhile
-    is noted (the access log shows `200!`). That costs one syscall, and only
+    A `@cancellable` callback runs under `request.cancel_scope` (made by the
+    `Site`) and is stopped when its client leaves. An uncancellable handler
+    runs to its end; a client that left meanwhile is noted in the scope
+    returned (the access log shows `200!`). That costs one syscall, and only
     for handlers slower than the poll interval.
     """
     sock = request.client_socket
-    if is_function_cancellable(callback):
-        request.cancel_scope = scope = CancelScope()
+    scope = request.cancel_scope
+    if scope is not None:
         token = current_scope.set(scope)
         try:
             if sock is None:
-                return call(request, callback, kwargs)
-            return current().run_cancellable(
+                return call(request, callback, kwargs), None
+            result = current().run_cancellable(
                 functools.partial(call, request, callback, kwargs),
                 sock,
                 scope,
                 request.config.cancellation_poll_interval,
             )
+            return result, None
         finally:
             scope.active = False
             current_scope.reset(token)
     if sock is None:
-        return call(request, callback, kwargs)
+        return call(request, callback, kwargs), None
     started = time.monotonic()
     result = call(request, callback, kwargs)
     if time.monotonic() - started > request.config.cancellation_poll_interval and client_gone(sock):
-        request.cancel_scope = scope = CancelScope()
-        scope.disconnected = True
-    return result
+        gone = CancelScope()
+        gone.disconnected = True
+        return result, gone
+    return result, None
 
 
 def read_within_deadline(request: RequestLike) -> bytes:
@@ -234,7 +243,7 @@ def read_within_deadline(request: RequestLike) -> bytes:
     """
     sock = request.client_socket
     if sock is None:
-        return request.get_data()
+        return request.read_raw_body()
     config = request.config
     expected = request.content_length or config.max_request_body_size
     deadline = config.body_read_timeout + expected / config.body_min_rate
@@ -242,7 +251,7 @@ def read_within_deadline(request: RequestLike) -> bytes:
     sock.settimeout(deadline)
     try:
         with current().bounded(deadline):
-            return request.get_data()
+            return request.read_raw_body()
     finally:
         sock.settimeout(previous_timeout)
 

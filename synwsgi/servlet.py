@@ -21,15 +21,14 @@ thousands of digits.
 from __future__ import annotations
 
 import enum
-import json
-import math
-import re
 import urllib.parse
 from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
 from .errors import Codes, SynapseError
+from .jsonbody import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from .jsonbody import loads_strict, parse_json_body
 from .request import read_body as read_body
 
 if TYPE_CHECKING:
@@ -39,61 +38,12 @@ if TYPE_CHECKING:
     from .resources import RestServlet as RestServlet
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is out of range")
-    return value
-
-
-#: Deeper request bodies are refused: whatever a handler echoes back must stay
-#: within what the encoders can nest (orjson stops at 255 levels).
-MAX_JSON_DEPTH = 128
-
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-# Strict JSON: no NaN/Infinity, no numbers that overflow to infinity; integers
-# stay exact (orjson would turn big ones into floats).
-_json_decoder = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
-_surrogate_probe = json.JSONEncoder(ensure_ascii=False, check_circular=False)
-
-
 def parse_json_value_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> Any:
     """The request body parsed as JSON; 400 `M_NOT_JSON` when it is not JSON."""
     content = read_body(request)
     if not content and allow_empty_body:
         return None
-    try:
-        value = _json_decoder.decode(content.decode("utf-8"))
-        if _SURROGATE_ESCAPE.search(content):
-            # "\ud800" alone decodes to a str no UTF-8 (or canonical JSON) can hold.
-            _surrogate_probe.encode(value).encode("utf-8")
-    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError/EncodeError
-        raise SynapseError(HTTPStatus.BAD_REQUEST, "Content not JSON.", Codes.NOT_JSON) from None
-    # Nesting is bounded by the number of brackets: only bodies with many are walked.
-    if content.count(b"[") + content.count(b"{") > MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
-        raise SynapseError(
-            HTTPStatus.BAD_REQUEST, f"JSON nested deeper than {MAX_JSON_DEPTH} levels", Codes.BAD_JSON
-        )
-    return value
-
-
-def _deeper_than(value: Any, limit: int) -> bool:
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        if depth >= limit:
-            return True
-        stack.extend((child, depth + 1) for child in item)
-    return False
+    return parse_json_body(content)
 
 
 def parse_json_object_from_request(request: SynapseRequest, allow_empty_body: bool = False) -> dict[str, Any]:
@@ -153,7 +103,7 @@ def assert_params_in_dict(body: Mapping[str, Any], required: Collection[str]) ->
 QueryArgs: TypeAlias = Mapping[bytes, Sequence[bytes]] | Mapping[str, Sequence[str]]
 
 
-def _arg_values(args: QueryArgs, name: str | bytes) -> list[bytes] | None:
+def query_values(args: QueryArgs, name: str | bytes) -> list[bytes] | None:
     """Every value of `name` in `args` as bytes; None when it is absent."""
     key_bytes = name.encode("utf-8", "surrogateescape") if isinstance(name, str) else name
     mapping: Mapping[Any, Any] = args
@@ -208,7 +158,7 @@ def parse_integer_from_args(
     negative: bool = False,
 ) -> int | None:
     """An integer query argument; negative values only with `negative=True`."""
-    values = _arg_values(args, name)
+    values = query_values(args, name)
     label = _label(name)
     if values is None:
         if required:
@@ -267,7 +217,7 @@ def parse_boolean_from_args(
     args: QueryArgs, name: str | bytes, default: bool | None = None, required: bool = False
 ) -> bool | None:
     """A `true`/`false` query argument (exactly those, lower case)."""
-    values = _arg_values(args, name)
+    values = query_values(args, name)
     label = _label(name)
     if values is None:
         if required:
@@ -311,7 +261,7 @@ def parse_bytes_from_args(
     args: QueryArgs, name: str | bytes, default: bytes | None = None, required: bool = False
 ) -> bytes | None:
     """A query argument's first value, undecoded."""
-    values = _arg_values(args, name)
+    values = query_values(args, name)
     if values is not None:
         return values[0]
     if required:
@@ -371,7 +321,7 @@ def parse_strings_from_args(
     encoding: str = "ascii",
 ) -> list[str] | None:
     """Every value of a repeated query argument (`?dir=a&dir=b`), each decoded and checked."""
-    values = _arg_values(args, name)
+    values = query_values(args, name)
     if values is None:
         if required:
             raise _missing(f"Missing string query parameter {_label(name)!r}")
@@ -484,13 +434,13 @@ def parse_json_from_args(
     As in Synapse, the value is percent-decoded once more before parsing, and
     any JSON value is accepted.
     """
-    if _arg_values(args, name) is None:
+    if query_values(args, name) is None:
         if required:
             raise _missing(f"Missing required JSON query parameter {_label(name)}")
         return default
     text = parse_string_from_args(args, name, required=True, encoding=encoding)
     try:
-        return _json_decoder.decode(urllib.parse.unquote(text))
+        return loads_strict(urllib.parse.unquote(text))
     except (ValueError, RecursionError):
         raise SynapseError(
             HTTPStatus.BAD_REQUEST,

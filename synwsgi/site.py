@@ -39,9 +39,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import policy, results, runtime
 from .body import ResponseBody, rechunk, split
-from .cancellation import CancelledError
+from .cancellation import CancelledError, CancelScope, is_function_cancellable
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import ask_server_to_close, end_connection
+from .dispatch import UNRECOGNISED, Dispatch
 from .errormap import render_error
 from .errors import (
     Codes,
@@ -50,8 +51,10 @@ from .errors import (
     SynapseError,
     UnrecognizedRequestError,
 )
+from .headers import Header
 from .hooks import HookRunner, RequestHooks, run_hooks
 from .jsonenc import encode_canonical_json
+from .paths import raw_path_from_environ, unquote_strict
 from .request import SynapseRequest, current_request_var, next_request_id
 from .resources import Resource
 from .responses import Response, close_body, status_line
@@ -71,7 +74,10 @@ class Site:
     """A WSGI application serving `resources`, a map of path prefix -> resource.
 
     `request_class` builds each request (a subclass of `SynapseRequest`, for
-    applications that add their own state or spellings).
+    applications that add their own state or spellings). `wsgi_app` is the
+    application proper, which middleware may wrap as in Flask
+    (`site.wsgi_app = Middleware(site.wsgi_app)`); calling the `Site` runs it
+    in a copy of the context the `Site` was built in.
     """
 
     def __init__(
@@ -101,99 +107,140 @@ class Site:
             if self.config.request_id_header
             else None
         )
-        # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
-        self._proxy_fix = (
-            ProxyFix(self._in_fresh_context, x_for=1, x_proto=1) if self.config.behind_proxy else None
-        )
+        # Context variables set before the app was built (at import, in
+        # gunicorn's post_fork, by a tracing or database library) are seen by
+        # every request; what a request sets is seen by none other.
+        self._worker_context = contextvars.copy_context()
+        if self.config.behind_proxy:
+            # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
+            self.wsgi_app = ProxyFix(self.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if self._proxy_fix is not None:
-            return self._proxy_fix(environ, start_response)
-        context = contextvars.Context()
-        return context.run(self.wsgi_app, environ, start_response, context)
-
-    def _in_fresh_context(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        context = contextvars.Context()
-        return context.run(self.wsgi_app, environ, start_response, context)
+        return self._worker_context.copy().run(self.wsgi_app, environ, start_response)
 
     # -- one request ----------------------------------------------------------
 
-    def wsgi_app(
-        self, environ: WSGIEnvironment, start_response: StartResponse, context: contextvars.Context
-    ) -> Iterable[bytes]:
-        """The life of one request (see the module docstring)."""
-        request = self._new_request(environ)
-        current_request_var.set(request)
+    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The life of one request (see the module docstring): a WSGI application."""
         hooks = self._hooks
-        if hooks is not None:
-            request.hook_state = {}
-            request.start_cpu_accounting()
-            if hooks.started:
-                run_hooks(hooks.started, request)
+        request: SynapseRequest | None = None
         resource: Resource = _UNRECOGNIZED
         body: Iterable[bytes] | None = None
         try:
             try:
-                resource = self.resolve(request)
-                callback, kwargs = resource.get_handler(request)
-                if "CONTENT_TYPE" in environ:
-                    _check_content_type(environ["CONTENT_TYPE"], callback)
+                raw_path = raw_path_from_environ(environ)
+                prefix, resource = self._resolve(environ.get("REQUEST_METHOD", "GET").upper(), raw_path)
+                request = self._new_request(environ, raw_path, resource.config or self.config, prefix)
+                self._started(request)
+                request.dispatch = dispatch = self._dispatch(request, resource)
                 if hooks is not None and hooks.handler:
                     run_hooks(hooks.handler, request)
-                result = runtime.run_handler(request, results.call, callback, kwargs)
+                if is_function_cancellable(dispatch.callback):
+                    request.cancel_scope = CancelScope()
+                result, gone = runtime.run_handler(request, results.call, dispatch.callback, dispatch.kwargs)
+                if gone is not None:
+                    request.cancel_scope = gone
                 response = results.to_response(request, result, resource.result_kind, resource.canonical_json)
                 pieces = self._prime(request, response)
             except (Exception, CancelledError) as exc:  # noqa: BLE001 - every failure gets a response
+                if request is None:  # the path or the request class failed: answer with a plain request
+                    request = SynapseRequest(environ, None, None, self.config)
+                    self._started(request)
                 if isinstance(exc, MethodNotAllowedError):
                     exc = self._with_options(request, exc)
                 response = render_error(request, exc, resource.ERROR_TEMPLATE)
                 pieces = None
-            if request.method == "HEAD" or response.status in _NO_BODY:
-                _drop_body(response)
-            headers = policy.apply(
-                response.headers, response.kind, resource.result_kind, request.config, request.raw_path
-            )
-            if request.response_headers:
-                headers = policy.merge(headers, request.response_headers)
-            response.headers = headers
-            body = self._body(request, response, pieces, start_response, context)
+            response = self._outgoing(request, response, resource)
+            body = self._body(request, response, pieces, start_response)
             if hooks is not None:
                 request.processing_end = time.perf_counter()
                 if hooks.response:
                     run_hooks(hooks.response, request, response)
-            request.response_code = response.status
+            request.code = response.status
+            request.status_sent = True
             start_response(status_line(response.status), response.headers)
             return body
         except Exception as exc:  # noqa: BLE001 - synwsgi failed, or the server refused our headers
+            if request is None:
+                request = SynapseRequest(environ, None, None, self.config)
             return self._fail(request, exc, body, start_response)
 
-    def _new_request(self, environ: WSGIEnvironment) -> SynapseRequest:
+    def _started(self, request: SynapseRequest) -> None:
+        current_request_var.set(request)
+        if self._hooks is not None:
+            request.hook_state = {}
+            request.start_cpu_accounting()
+            if self._hooks.started:
+                run_hooks(self._hooks.started, request)
+
+    def _new_request(
+        self, environ: WSGIEnvironment, raw_path: str, config: ServerConfig, prefix: str
+    ) -> SynapseRequest:
         key = self._request_id_environ_key
         header_id = environ.get(key) if key else None
+        request_id = None
         if header_id:
-            method = environ.get("REQUEST_METHOD", "GET").upper()
-            return self.request_class(environ, None, next_request_id(method, header_id), self.config)
-        return self.request_class(environ, None, None, self.config)
+            request_id = next_request_id(environ.get("REQUEST_METHOD", "GET").upper(), header_id)
+        return self.request_class(environ, raw_path, request_id, config, prefix)
 
-    def resolve(self, request: SynapseRequest) -> Resource:
-        """The resource that answers `request` (mounts, OPTIONS, and a declared body too large)."""
-        declared_length = request.environ.get("CONTENT_LENGTH")
-        if declared_length:
-            self._check_body_size(declared_length)
-        path = request.raw_path
-        if request.method == "OPTIONS":
+    def _resolve(self, method: str, path: str) -> tuple[str, Resource]:
+        """The mount prefix and the resource that answers `method` on `path`.
+
+        OPTIONS below an `OptionsResource` is answered by it; Twisted-style
+        children (`putChild`) are walked below their parent's prefix.
+        """
+        if method == "OPTIONS":
             options = self._options_resource(path)
             if options is not None:
-                return options
+                return "", options
         prefix, mounted = self._mount(path)
-        if prefix:
-            request.prepath = prefix
-            request.postpath = path[len(prefix) :]
-        if mounted is None or not (mounted.isLeaf or request.postpath in ("", "/")):
-            return _UNRECOGNIZED
-        if mounted.config is not None:
-            request.config = mounted.config
-        return mounted
+        if mounted is None:
+            return prefix, _UNRECOGNIZED
+        rest = path[len(prefix) :]
+        if mounted.children:
+            mounted, rest = _walk_children(mounted, rest)
+        if not (mounted.isLeaf or rest in ("", "/")):
+            return prefix, _UNRECOGNIZED
+        return prefix, mounted
+
+    def _dispatch(self, request: SynapseRequest, resource: Resource) -> Dispatch:
+        """The handler, after the checks that come before routing: the declared
+        body size (against the effective config) and multipart bodies."""
+        environ = request.environ
+        declared_length = environ.get("CONTENT_LENGTH")
+        if declared_length:
+            _check_body_size(declared_length, request.config.max_request_body_size)
+        multipart = "CONTENT_TYPE" in environ and _is_multipart(environ["CONTENT_TYPE"])
+        try:
+            found = resource.get_handler(request)
+        except UnrecognizedRequestError:
+            request.dispatch = _NOT_FOUND
+            if multipart:  # Synapse refuses multipart before routing (GHSA-rfq8-j7rh-8hf2)
+                raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE) from None
+            raise
+        dispatch = found if isinstance(found, Dispatch) else _as_dispatch(found, resource)
+        if multipart and not getattr(dispatch.callback, "accepts_multipart", False):
+            request.dispatch = dispatch
+            raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+        return dispatch
+
+    def _outgoing(self, request: SynapseRequest, response: Response, resource: Resource) -> Response:
+        """What goes out: `response` with the policy's headers and the handler's
+        `setHeader`s, without a body for HEAD/204/304. A new value: the
+        handler's response is never edited (it may be shared by every request)."""
+        headers = policy.apply(
+            response.headers, response.kind, resource.result_kind, request.config, request.raw_path
+        )
+        if request.response_headers:
+            headers = policy.merge(headers, request.response_headers)
+        status = response.status
+        if request.method == "HEAD" or status in _NO_BODY:
+            if not isinstance(response.body, bytes):
+                close_body(response.body)
+            if status in _NO_BODY:
+                headers = _without_body_headers(headers, status)
+            return Response(status, headers, b"", response.kind)
+        return Response(status, headers, response.body, response.kind)
 
     def _mount(self, path: str) -> tuple[str, Resource | None]:
         """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
@@ -208,13 +255,6 @@ class Site:
             if _is_under(path, prefix):
                 return resource
         return None
-
-    def _check_body_size(self, declared: str) -> None:
-        # Two Content-Length headers arrive joined ("5, 5"): not digits, so a 400.
-        if not (declared.isascii() and declared.isdigit()):
-            raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
-        if int(declared) > self.config.max_request_body_size:
-            raise RequestTooLargeError(self.config.max_request_body_size)
 
     def _with_options(self, request: SynapseRequest, exc: MethodNotAllowedError) -> MethodNotAllowedError:
         """A 405 under an `OptionsResource` lists OPTIONS too."""
@@ -247,10 +287,11 @@ class Site:
         response: Response,
         pieces: Iterator[bytes] | None,
         start_response: StartResponse,
-        context: contextvars.Context,
     ) -> Iterable[bytes]:
-        # A 408 or 413 leaves (part of) the body unread: end the connection after it.
-        close_connection = response.status in _BODY_LEFT_UNREAD
+        # A 408 or 413 leaves (part of) the body unread, and so does any answer
+        # to a chunked upload nobody read: end the connection after it rather
+        # than let the server read and discard a body of any length.
+        close_connection = response.status in _BODY_LEFT_UNREAD or request.unread_chunked_body()
         if close_connection:
             ask_server_to_close(request.environ, start_response)
         watched = self._hooks is not None or close_connection
@@ -264,7 +305,7 @@ class Site:
         else:
             source = response.body
         on_close = functools.partial(self._request_finished, request, close_connection) if watched else None
-        return ResponseBody(pieces, source, on_close, context)
+        return ResponseBody(pieces, source, on_close, contextvars.copy_context())
 
     def _request_finished(self, request: SynapseRequest, close_connection: bool, body: ResponseBody) -> None:
         if self._hooks is not None:
@@ -288,17 +329,53 @@ class Site:
             body.discard()
         elif self._hooks is not None:
             self._request_finished(request, False, ResponseBody(iter(())))
-        request.response_code = HTTPStatus.INTERNAL_SERVER_ERROR
+        request.code = HTTPStatus.INTERNAL_SERVER_ERROR
+        request.status_sent = True
         start_response(status_line(HTTPStatus.INTERNAL_SERVER_ERROR), headers, sys.exc_info())
         return [data]
 
 
-def _check_content_type(content_type: str, callback: Any) -> None:
-    """multipart/form-data only where a handler asks for it (Synapse's GHSA-rfq8-j7rh-8hf2)."""
-    if content_type[:19].lower() == "multipart/form-data" and not getattr(
-        callback, "accepts_multipart", False
-    ):
-        raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+def _is_multipart(content_type: str) -> bool:
+    """multipart/form-data is served only to handlers that ask for it (`accepts_multipart`)."""
+    return content_type[:19].lower() == "multipart/form-data"
+
+
+def _check_body_size(declared: str, limit: int) -> None:
+    """A declared body over the limit is refused before any of it is read."""
+    # Two Content-Length headers arrive joined ("5, 5"): not digits, so a 400.
+    if not (declared.isascii() and declared.isdigit()):
+        raise SynapseError(HTTPStatus.BAD_REQUEST, "Invalid Content-Length header", Codes.UNKNOWN)
+    if int(declared) > limit:
+        raise RequestTooLargeError(limit)
+
+
+def _walk_children(resource: Resource, rest: str) -> tuple[Resource, str]:
+    """Twisted's traversal: down `putChild` children by unquoted path segment,
+    until a leaf or a segment no child has."""
+    while resource.children and rest.startswith("/"):
+        end = rest.find("/", 1)
+        segment = rest[1:end] if end > 0 else rest[1:]
+        child = resource.children.get(unquote_strict(segment))
+        if child is None:
+            break
+        resource, rest = child, (rest[end:] if end > 0 else "")
+        if resource.isLeaf:
+            break
+    return resource, rest
+
+
+def _as_dispatch(found: tuple[Any, dict[str, Any]], resource: Resource) -> Dispatch:
+    """A `(callback, kwargs)` lookup result, known by its resource's class name."""
+    callback, kwargs = found
+    return Dispatch(callback, kwargs, type(resource).__name__)
+
+
+def _no_handler(request: SynapseRequest) -> None:
+    raise UnrecognizedRequestError()
+
+
+#: What a request nothing serves is known by (Synapse's name in metrics and logs).
+_NOT_FOUND = Dispatch(_no_handler, {}, UNRECOGNISED)
 
 
 def _first_segment(path: str) -> str:
@@ -312,22 +389,15 @@ def _is_under(path: str, prefix: str) -> bool:
     return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
 
 
-def _drop_body(response: Response) -> None:
-    """HEAD, 204 and 304 responses go out without a body, on every server.
-
-    (Werkzeug's dev server would write whatever it is given onto the wire.)
-    A 204 or 304 also loses what describes a body (PEP 3333 and RFC 9110):
+def _without_body_headers(headers: list[Header], status: int) -> list[Header]:
+    """A 204 or 304 loses what describes a body (PEP 3333 and RFC 9110):
     Content-Type, and Content-Length but for a 204's Synapse-style `0`.
+
+    (HEAD, 204 and 304 go out without a body on every server: Werkzeug's dev
+    server would write whatever it is given onto the wire.)
     """
-    if not isinstance(response.body, bytes):
-        close_body(response.body)
-    response.body = b""
-    status = response.status
-    if status in _NO_BODY:
-        keep = ("content-length", "0") if status == HTTPStatus.NO_CONTENT else None
-        response.headers = [
-            (k, v) for k, v in response.headers if k.lower() not in _BODY_HEADERS or (k.lower(), v) == keep
-        ]
+    keep = ("content-length", "0") if status == HTTPStatus.NO_CONTENT else None
+    return [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS or (k.lower(), v) == keep]
 
 
 # What answers a path under no mounted resource: the JSON 404.

@@ -33,7 +33,6 @@ class StaticResource(Resource):
         self.index = index
 
     def get_handler(self, request: SynapseRequest) -> Handler:
-        request.servlet_name = type(self).__name__
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request, ["GET"])
         return self._serve, {}

@@ -40,9 +40,10 @@ from __future__ import annotations
 
 import inspect
 import threading
-import time
 from collections.abc import Callable, Generator, Hashable
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar, cast
+
+from .clock import MonotonicClock
 
 #: How long a transaction's response is kept, as Synapse's `CLEANUP_PERIOD`.
 CLEANUP_PERIOD_MS = 30 * 60 * 1000
@@ -56,16 +57,6 @@ class Clock(Protocol):
     """What the cache needs of a clock (Synapse's `Clock` has it)."""
 
     def time_msec(self) -> int: ...
-
-
-class MonotonicClock:
-    """Milliseconds that never jump back with the wall clock."""
-
-    def time_msec(self) -> int:
-        return time.monotonic_ns() // 1_000_000
-
-    def time(self) -> float:
-        return time.monotonic()
 
 
 class _Ready(Generic[T]):

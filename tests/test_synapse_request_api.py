@@ -63,15 +63,22 @@ def test_set_header_with_bytes_replaces_and_reaches_the_client() -> None:
     assert_cors(response)
 
 
-def test_args_are_synapses_bytes_mapping_and_query_args_werkzeugs() -> None:
+def test_args_answer_synapses_bytes_keys_and_werkzeugs_text_keys() -> None:
     seen: dict[str, Any] = {}
 
     def probe(request: SynapseRequest) -> tuple[int, Any]:
-        seen["args"] = request.args
+        args = request.args
+        seen["args"] = dict(args.raw_items())
+        seen["bytes_access"] = (args[b"dir"], args.get(b"from"), b"raw" in args, args.get(b"nope"))
+        seen["text_access"] = (args["dir"], args.getlist("dir"), args.get("snow"), "raw" in args)
+        seen["values"] = request.values.getlist("dir")
         seen["query_args"] = request.query_args.to_dict(flat=False)
         return 200, {}
 
     _client(probe).get("/x?from=s1&dir=b&dir=f&empty=&snow=%E2%98%83&raw=%FF")
+    assert seen["bytes_access"] == ([b"b", b"f"], [b"s1"], True, None)
+    assert seen["text_access"] == ("b", ["b", "f"], "\u2603", True)
+    assert seen["values"] == ["b", "f"]
     assert seen["args"] == {
         b"from": [b"s1"],
         b"dir": [b"b", b"f"],
