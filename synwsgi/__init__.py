@@ -22,6 +22,7 @@ routing -> request
 -> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
 """
 
+from .accesslog import AccessLogger as AccessLogger
 from .auth import Auth as Auth
 from .auth import Requester as Requester
 from .auth import UserID as UserID
@@ -35,31 +36,27 @@ from .cancellation import check_cancelled as check_cancelled
 from .cancellation import is_function_cancellable as is_function_cancellable
 from .cancellation import sleep as sleep
 from .config import ServerConfig as ServerConfig
+from .devserver import run_dev_server as run_dev_server
+from .dispatch import Dispatch as Dispatch
 from .errors import AuthError as AuthError
 from .errors import CodeMessageException as CodeMessageException
 from .errors import Codes as Codes
 from .errors import ConsentNotGivenError as ConsentNotGivenError
 from .errors import EventSizeError as EventSizeError
-from .errors import FederationDeniedError as FederationDeniedError
-from .errors import HttpResponseException as HttpResponseException
 from .errors import IncompatibleRoomVersionError as IncompatibleRoomVersionError
 from .errors import InteractiveAuthIncompleteError as InteractiveAuthIncompleteError
 from .errors import InvalidAPICallError as InvalidAPICallError
 from .errors import InvalidCaptchaError as InvalidCaptchaError
 from .errors import InvalidClientCredentialsError as InvalidClientCredentialsError
 from .errors import InvalidClientTokenError as InvalidClientTokenError
-from .errors import InvalidProxyCredentialsError as InvalidProxyCredentialsError
 from .errors import LimitExceededError as LimitExceededError
 from .errors import LoginError as LoginError
 from .errors import MissingClientTokenError as MissingClientTokenError
 from .errors import NotApprovedError as NotApprovedError
 from .errors import NotFoundError as NotFoundError
 from .errors import OAuthInsufficientScopeError as OAuthInsufficientScopeError
-from .errors import PartialStateConflictError as PartialStateConflictError
 from .errors import PasswordRefusedError as PasswordRefusedError
-from .errors import ProxiedRequestError as ProxiedRequestError
 from .errors import RedirectException as RedirectException
-from .errors import RequestSendFailed as RequestSendFailed
 from .errors import RequestTooLargeError as RequestTooLargeError
 from .errors import ResourceLimitError as ResourceLimitError
 from .errors import ResponseAborted as ResponseAborted
@@ -75,7 +72,11 @@ from .errors import UnsupportedRoomVersionError as UnsupportedRoomVersionError
 from .errors import UserDeactivatedError as UserDeactivatedError
 from .errors import UserLockedError as UserLockedError
 from .errors import cs_error as cs_error
+from .hooks import RequestHooks as RequestHooks
 from .jsonenc import encode_canonical_json as encode_canonical_json
+from .logcontext import logging_config as logging_config
+from .metrics import MetricsResource as MetricsResource
+from .metrics import ServerMetrics as ServerMetrics
 from .notifier import Notifier as Notifier
 from .policy import Kind as Kind
 from .ratelimiting import Ratelimiter as Ratelimiter
@@ -83,6 +84,7 @@ from .ratelimiting import RatelimitSettings as RatelimitSettings
 from .request import SynapseRequest as SynapseRequest
 from .request import current_request as current_request
 from .request import read_body as read_body
+from .resources import NOT_DONE_YET as NOT_DONE_YET
 from .resources import DirectServeHtmlResource as DirectServeHtmlResource
 from .resources import DirectServeJsonResource as DirectServeJsonResource
 from .resources import HttpServer as HttpServer
@@ -92,6 +94,7 @@ from .resources import Resource as Resource
 from .resources import RestServlet as RestServlet
 from .resources import RootOptionsRedirectResource as RootOptionsRedirectResource
 from .resources import RootRedirect as RootRedirect
+from .resources import UnrecognizedRequestResource as UnrecognizedRequestResource
 from .responses import HTML_ERROR_TEMPLATE as HTML_ERROR_TEMPLATE
 from .responses import Response as Response
 from .responses import finish_request as finish_request
@@ -136,6 +139,8 @@ from .transactions import HttpTransactionCache as HttpTransactionCache
 __all__ = [
     "HTML_ERROR_TEMPLATE",
     "HTTP_STATUS_REQUEST_CANCELLED",
+    "NOT_DONE_YET",
+    "AccessLogger",
     "Auth",
     "AuthError",
     "CancelledError",
@@ -144,9 +149,8 @@ __all__ = [
     "ConsentNotGivenError",
     "DirectServeHtmlResource",
     "DirectServeJsonResource",
+    "Dispatch",
     "EventSizeError",
-    "FederationDeniedError",
-    "HttpResponseException",
     "HttpServer",
     "HttpTransactionCache",
     "IncompatibleRoomVersionError",
@@ -155,24 +159,22 @@ __all__ = [
     "InvalidCaptchaError",
     "InvalidClientCredentialsError",
     "InvalidClientTokenError",
-    "InvalidProxyCredentialsError",
     "JsonResource",
     "Kind",
     "LimitExceededError",
     "LoginError",
+    "MetricsResource",
     "MissingClientTokenError",
     "NotApprovedError",
     "NotFoundError",
     "Notifier",
     "OAuthInsufficientScopeError",
     "OptionsResource",
-    "PartialStateConflictError",
     "PasswordRefusedError",
-    "ProxiedRequestError",
     "RatelimitSettings",
     "Ratelimiter",
     "RedirectException",
-    "RequestSendFailed",
+    "RequestHooks",
     "RequestTooLargeError",
     "Requester",
     "Resource",
@@ -184,6 +186,7 @@ __all__ = [
     "RootOptionsRedirectResource",
     "RootRedirect",
     "ServerConfig",
+    "ServerMetrics",
     "ShadowBanError",
     "Site",
     "StaticResource",
@@ -192,6 +195,7 @@ __all__ = [
     "SynapseRequest",
     "ThreepidValidationError",
     "UnrecognizedRequestError",
+    "UnrecognizedRequestResource",
     "UnredactedContentDeletedError",
     "UnstableSpecAuthError",
     "UnsupportedRoomVersionError",
@@ -214,6 +218,7 @@ __all__ = [
     "interactive_auth_handler",
     "is_function_cancellable",
     "json_response",
+    "logging_config",
     "parse_and_validate_json_object_from_request",
     "parse_boolean",
     "parse_boolean_from_args",
@@ -235,6 +240,7 @@ __all__ = [
     "respond_with_json",
     "respond_with_json_bytes",
     "respond_with_redirect",
+    "run_dev_server",
     "set_clickjacking_protection_headers",
     "set_corp_headers",
     "set_cors_headers",

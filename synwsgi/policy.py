@@ -8,7 +8,8 @@ handler that wants more asks with `set_cors_headers(request)` and friends,
 which the `Site` merges after the policy, replacing rather than repeating.
 
 Every header set is a tuple built once per (kind, CORS variant); applying
-one to a response built by synwsgi is a list extend. A response that a
+one to a response built by synwsgi is one list concatenation, into a new
+list (the response itself may be shared by every request). A response that a
 handler built itself (Werkzeug's, any WSGI app) only gets the headers it
 does not already carry, so each header appears exactly once.
 """
@@ -109,25 +110,26 @@ def cors_headers(config: ServerConfig, raw_path: str = "") -> tuple[Header, ...]
 def apply(
     headers: list[Header], kind: Kind | None, default: Kind, config: ServerConfig, raw_path: str
 ) -> list[Header]:
-    """`headers` plus what the policy gives a response of `kind` (`default` when None).
+    """A new list: `headers` plus what the policy gives a response of `kind` (`default` when None).
 
-    A response built by synwsgi's factory says its kind and never carries a
-    policy header: its list is extended as it is. One a handler built itself
-    (kind None) only gets the headers it lacks, in a new list.
+    `headers` is never changed: it belongs to a response that may be shared
+    by every request. A response built by synwsgi's factory says its kind
+    and never carries a policy header: it gets the whole set. One a handler
+    built itself (kind None) only gets the headers it lacks.
     """
     trusted = kind is not None
     if kind is None:
         kind = default
     extra = kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain
     if trusted:
-        headers.extend(extra)
-        return headers
+        return [*headers, *extra]
     present = {name.lower() for name, _ in headers}
     return headers + [header for header in extra if header[0].lower() not in present]
 
 
 def merge(headers: list[Header], extra: Iterable[Header]) -> list[Header]:
-    """`headers` with each of `extra` replacing every header of its name.
+    """`headers` with each of `extra` replacing every header of its name
+    (`headers` may be extended: pass a list the caller owns).
 
     For headers a handler set on the request: the last value given for a
     name wins; `Set-Cookie` values all stay.

@@ -100,9 +100,8 @@ class Resource:
         """
         render = _twisted_render(self, request.method)
         if render is None:
-            if type(self).render is not Resource.render:
-                raise method_not_allowed(request, _twisted_methods(self))
-            raise UnrecognizedRequestError()
+            allowed = _twisted_methods(self)
+            raise method_not_allowed(request, allowed) if allowed else UnrecognizedRequestError()
         return Dispatch(_RenderAdapter(render), {}, type(self).__name__)
 
     def render(self, request: SynapseRequest) -> bytes | int:
@@ -138,6 +137,8 @@ class _RenderAdapter:
 
     def __call__(self, request: SynapseRequest) -> Any:
         body = self.render(request)
+        if not any(name.lower() == "content-type" for name, _ in request.response_headers or ()):
+            request.setHeader("Content-Type", "text/html")  # Twisted's `defaultContentType`
         if body == NOT_DONE_YET:
             if request.written() is None:
                 request.finish()

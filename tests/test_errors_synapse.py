@@ -346,7 +346,6 @@ def test_every_error_is_exported_at_top_level() -> None:
         "UnsupportedRoomVersionError",
         "IncompatibleRoomVersionError",
         "PasswordRefusedError",
-        "HttpResponseException",
         "StoreError",
         "InvalidCaptchaError",
         "UserDeactivatedError",
@@ -354,6 +353,22 @@ def test_every_error_is_exported_at_top_level() -> None:
         "cs_error",
     ):
         assert getattr(synwsgi, name) is getattr(errors, name)
+
+
+def test_errors_a_server_never_raises_live_only_in_synwsgi_errors() -> None:
+    """Client-side and federation errors are Synapse's too, but no servlet raises them:
+    they stay importable from `synwsgi.errors` and out of the top-level namespace."""
+    from synwsgi import errors
+
+    for name in (
+        "HttpResponseException",
+        "RequestSendFailed",
+        "ProxiedRequestError",
+        "FederationDeniedError",
+        "InvalidProxyCredentialsError",
+        "PartialStateConflictError",
+    ):
+        assert hasattr(errors, name) and not hasattr(synwsgi, name)
 
 
 # -- rendered by the error map (any exception with `code` and `error_dict`) ------------------

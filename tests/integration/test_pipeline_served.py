@@ -282,11 +282,19 @@ def _chunk(data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-def test_dev_server_cuts_chunked_upload_at_limit(werkzeug_dev: Server, measure: Measure) -> None:
-    """413, and the server stops taking the upload (no drain after the response).
+@pytest.mark.parametrize(
+    ("path", "status", "errcode"),
+    [("/_demo/echo", 413, "M_TOO_LARGE"), ("/_demo/nothing-serves-this", 404, "M_UNRECOGNIZED")],
+    ids=("handler-reads", "unknown-path"),
+)
+def test_dev_server_cuts_chunked_upload_at_limit(
+    werkzeug_dev: Server, measure: Measure, path: str, status: int, errcode: str
+) -> None:
+    """413 (or the 404 of a path nothing serves), and the server stops taking the
+    upload (no drain after the response), as Synapse drops the connection.
 
-    The client keeps sending after the 413 arrives, as a client that does not
-    watch for early responses would; what it manages to send before the
+    The client keeps sending after the response arrives, as a client that does
+    not watch for early responses would; what it manages to send before the
     server ends the connection is what the server (or the kernel buffers
     between) took. Werkzeug used to drain the whole body after answering.
     """
@@ -300,7 +308,7 @@ def test_dev_server_cuts_chunked_upload_at_limit(werkzeug_dev: Server, measure: 
         sock.sendall(
             request_bytes(
                 "POST",
-                "/_demo/echo",
+                path,
                 {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
                 _chunk(b'{"pad": "'),
             )
@@ -325,14 +333,14 @@ def test_dev_server_cuts_chunked_upload_at_limit(werkzeug_dev: Server, measure: 
         fp.close()
         elapsed = time.monotonic() - started
     assert answered_at is not None
-    measure("chunked upload sent before 413 (dev server)", answered_at / MiB, "MiB")
-    measure("chunked upload sent before the end (dev server)", sent / MiB, "MiB")
-    measure("chunked upload cut off after", elapsed * 1000, "ms")
-    assert resp.status == 413, (resp.status, resp.body[:200])
-    assert json.loads(resp.body)["errcode"] == "M_TOO_LARGE"
+    measure(f"chunked upload to {path} sent before {status} (dev server)", answered_at / MiB, "MiB")
+    measure(f"chunked upload to {path} sent before the end (dev server)", sent / MiB, "MiB")
+    measure(f"chunked upload to {path} cut off after", elapsed * 1000, "ms")
+    assert resp.status == status, (resp.status, resp.body[:200])
+    assert json.loads(resp.body)["errcode"] == errcode
     assert sent < UPLOAD_TOTAL // 4, (
         f"the dev server took {sent / MiB:.1f} MiB of a {UPLOAD_TOTAL // MiB} MiB upload "
-        f"with a {MAX_BODY}-byte limit ({answered_at / MiB:.1f} MiB before its 413)"
+        f"with a {MAX_BODY}-byte limit ({answered_at / MiB:.1f} MiB before its {status})"
     )
 
 
