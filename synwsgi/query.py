@@ -50,11 +50,13 @@ class QueryArgs(MultiDict[str, str]):
     @overload
     def __getitem__(self, key: str) -> str: ...
     def __getitem__(self, key: Any) -> Any:
+        """The first value of a text key (Werkzeug), every raw value of a bytes key (Twisted)."""
         if isinstance(key, bytes):
             return self.raw[key]
         return super().__getitem__(key)
 
     def __contains__(self, key: object) -> bool:
+        """Whether the text or bytes key is in the query."""
         if isinstance(key, bytes):
             return key in self.raw
         return super().__contains__(key)

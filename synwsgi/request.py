@@ -121,6 +121,8 @@ class SynapseRequest(SynapseRequestCompat, Request):
     shallow = False  # Werkzeug's: reading the body is allowed
     #: what routing found (set once by the `Site`); None until then
     dispatch: Dispatch | None = None
+    #: the path parameters routing extracted (unquoted), passed to the handler
+    path_args: dict[str, Any] | None = None
     #: the status: what the handler asked for (`setResponseCode`), then the one sent
     code = 200
     #: whether the status line went out (then `code` is the status sent); set by the `Site`
@@ -160,9 +162,8 @@ class SynapseRequest(SynapseRequestCompat, Request):
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
         #: the percent-encoded path routing matches against
         self.raw_path = raw_path if raw_path is not None else raw_path_from_environ(environ)
-        #: the mount prefix that led here, and the raw path below it
+        #: the mount prefix that led here (the raw path below it is `postpath`)
         self.prepath = prepath
-        self.postpath = self.raw_path[len(prepath) :] if prepath else self.raw_path
         #: `GET-17`; tags every log record of this request
         self.request_id = request_id or next_request_id(self.method)
         #: the effective config: the mounted resource's, else the site's
@@ -173,6 +174,11 @@ class SynapseRequest(SynapseRequestCompat, Request):
         self.start_time = time.perf_counter()
 
     # -- views onto the dispatch and the status ------------------------------
+
+    @cached_property
+    def postpath(self) -> str:
+        """The raw path below the mount prefix (Twisted's `postpath`, as one string)."""
+        return self.raw_path[len(self.prepath) :]
 
     @property
     def servlet_name(self) -> str:
@@ -188,7 +194,7 @@ class SynapseRequest(SynapseRequestCompat, Request):
 
     @property
     def request_metrics(self) -> RequestMetricsView:
-        """Synapse's `request.request_metrics`, as far as servlets read it (`.name`)."""
+        """Synapse's `request.request_metrics`, as far as servlets read it (its ``name``)."""
         return RequestMetricsView(self.servlet_name)
 
     @property

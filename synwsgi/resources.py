@@ -35,9 +35,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PathPattern = str | re.Pattern[str]
-#: What `get_handler` returns: a `Dispatch`, or `(callback, kwargs)`, which is
-#: known by the resource's class name.
-Handler = Dispatch | tuple[ServletCallback, dict[str, Any]]
+#: What `get_handler` returns: the handler (a `Dispatch`, or a bare callback,
+#: known by the resource's class name) and its keyword arguments.
+Handler = tuple[Dispatch | ServletCallback, dict[str, Any]]
 
 #: Twisted's `server.NOT_DONE_YET`: a `render` method that wrote its answer
 #: with `request.write()`/`finish()` returns it instead of the body.
@@ -102,7 +102,7 @@ class Resource:
         if render is None:
             allowed = _twisted_methods(self)
             raise method_not_allowed(request, allowed) if allowed else UnrecognizedRequestError()
-        return Dispatch(_RenderAdapter(render), {}, type(self).__name__)
+        return Dispatch(_RenderAdapter(render), type(self).__name__), {}
 
     def render(self, request: SynapseRequest) -> bytes | int:
         """Twisted's entry point; by default `render_<METHOD>` (see `get_handler`)."""
@@ -186,7 +186,7 @@ class _DirectServeResource(Resource):
         if method.isalpha():
             handler = getattr(self, f"on_{method}", None) or getattr(self, f"_async_render_{method}", None)
             if handler is not None:
-                return Dispatch(handler, {}, type(self).__name__)
+                return Dispatch(handler, type(self).__name__), {}
         allowed = [m for m in _HANDLER_METHODS if self._answers(m)]
         raise method_not_allowed(request, allowed) if allowed else UnrecognizedRequestError()
 
@@ -228,13 +228,13 @@ class JsonResource(DirectServeJsonResource):
     ) -> None:
         """Send `method` requests matching any of `path_patterns` to `callback`."""
         for pattern in path_patterns:
-            logger.debug("Registering for %s %s", method, getattr(pattern, "pattern", pattern))
-            self.router.add(method, pattern, (callback, servlet_classname))
+            source = pattern if isinstance(pattern, str) else pattern.pattern
+            logger.debug("Registering for %s %s", method, source)
+            self.router.add(method, pattern, Dispatch(callback, servlet_classname, source))
 
     def get_handler(self, request: SynapseRequest) -> Handler:
         route, kwargs = self.router.match(request.method, request.raw_path)
-        callback, servlet_name = route.endpoint
-        return Dispatch(callback, kwargs, servlet_name, route.pattern)
+        return route.endpoint, kwargs
 
 
 class RestServlet:
@@ -272,12 +272,15 @@ class OptionsResource(Resource):
 
     def get_handler(self, request: SynapseRequest) -> Handler:
         if request.method == "OPTIONS":
-            return Dispatch(_options, {}, "OptionsResource")
+            return _OPTIONS, {}
         return super().get_handler(request)
 
 
 def _options(request: SynapseRequest) -> Any:
     return options_response()
+
+
+_OPTIONS = Dispatch(_options, "OptionsResource")
 
 
 class RootRedirect(Resource):
@@ -291,7 +294,7 @@ class RootRedirect(Resource):
             raise UnrecognizedRequestError()
         if request.method not in ("GET", "HEAD"):
             raise method_not_allowed(request, ["GET"])
-        return Dispatch(self._redirect, {}, "RootRedirect")
+        return Dispatch(self._redirect, "RootRedirect"), {}
 
     def _redirect(self, request: SynapseRequest) -> Any:
         return redirect_response(self.url)

@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 def call(request: SynapseRequest, callback: Any, kwargs: dict[str, Any]) -> Any:
     """Call a handler, and drive its result if it is awaitable (`clock.resolve`)."""
-    return resolve(callback(request, **kwargs), request.config.async_driver)
+    result = callback(request, **kwargs)
+    if type(result) is tuple or result is None:  # the common answers, told apart cheaply
+        return result
+    return resolve(result, request.config.async_driver)
 
 
 def to_response(request: SynapseRequest, result: Any, kind: Kind, canonical_json: bool = True) -> Response:

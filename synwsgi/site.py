@@ -1,26 +1,34 @@
 """`Site`: the WSGI application, and the life of a request, top to bottom.
 
-`Site.wsgi_app` is the pipeline; every step is one call into the one module
-that does it:
+`Site.serve` is the pipeline (and `site.wsgi_app` until middleware wraps
+it); every step is one call into the one module that does it:
 
-1. a fresh `contextvars.Context` per request (`Site.__call__`), also entered
-   for each piece of a streamed body: nothing leaks between requests on any
-   worker type;
-2. `request.SynapseRequest`: the request, parsed lazily; `hooks` are told;
-3. `Site.resolve`: the mounted resource for the raw path (`paths`), the
-   OPTIONS answer, a declared body over the limit (413), 404/405;
+1. `Site.__call__` runs it in a copy of the context the `Site` was built in
+   (worker-level context variables visible, nothing leaking between
+   requests); the body is later pulled and closed in the request's context;
+2. the mount for the raw path (`paths`), OPTIONS and Twisted-style children
+   are resolved first, so the request (`request_class`) is built with its
+   *effective* config, the mounted resource's or the site's; `hooks` are told;
+3. the declared body size (413) and multipart (415) are checked, then the
+   resource's lookup returns the handler (`Dispatch`) and its path
+   arguments, or raises 404/405; the `Site` stores them on the request;
 4. `runtime.run_handler`: the handler runs, under cancellation when it is
    `@cancellable` (gevent greenlet kill, or a thread's flag);
 5. `results.to_response`: the one conversion of whatever it returned;
-6. `errormap.render_error`: any failure in 3-5, rendered as JSON or HTML;
-7. `policy`: the CORS/CORP/framing/cache headers for the response's kind,
-   applied once, then the handler's own headers; HEAD/204/304 lose the body;
+6. `errormap.render_error`: any failure in 2-5, rendered as JSON or HTML;
+7. what goes out is built anew: the CORS/CORP/framing/cache headers
+   (`policy`) and the handler's own, in a new list; HEAD/204/304 lose the
+   body. The handler's response is never edited, so one may be shared by
+   every request;
 8. `start_response`, and a `body.ResponseBody` whose `close()` tells the
    hooks that the request finished, exactly once.
 
-One `try` covers all of it: no exception of a handler, a hook or synwsgi
-reaches the server before the first byte. After it, a failing body is
-logged once and the connection dropped (`errors.ResponseAborted`).
+The `Site` is the one writer of the pipeline's state on the request (the
+dispatch, the path arguments, the cancel scope, hook state, the status sent).
+One `try` covers all of it, the request class's constructor included: no
+exception of a handler, a hook or synwsgi reaches the server before the
+first byte. After it, a failing body is logged once and the connection
+dropped (`errors.ResponseAborted`).
 """
 
 from __future__ import annotations
@@ -33,13 +41,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from . import policy, results, runtime
 from .body import ResponseBody, rechunk, split
-from .cancellation import CancelledError, CancelScope, is_function_cancellable
+from .cancellation import CancelledError, CancelScope
 from .config import DEFAULT_CONFIG, ServerConfig
 from .connection import ask_server_to_close, end_connection
 from .dispatch import UNRECOGNISED, Dispatch
@@ -56,11 +64,11 @@ from .hooks import HookRunner, RequestHooks, run_hooks
 from .jsonenc import encode_canonical_json
 from .paths import raw_path_from_environ, unquote_strict
 from .request import SynapseRequest, current_request_var, next_request_id
-from .resources import Resource
+from .resources import Handler, Resource
 from .responses import Response, close_body, status_line
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 logger = logging.getLogger(__name__)
 
@@ -111,17 +119,23 @@ class Site:
         # gunicorn's post_fork, by a tracing or database library) are seen by
         # every request; what a request sets is seen by none other.
         self._worker_context = contextvars.copy_context()
+        #: the WSGI application proper: `serve`, to be wrapped by middleware
+        #: (`site.wsgi_app = Middleware(site.wsgi_app)`, as in Flask)
+        self.wsgi_app: WSGIApplication = self.serve
         if self.config.behind_proxy:
             # Behind one reverse proxy, trust its X-Forwarded-For/-Proto (and nothing more).
-            self.wsgi_app = ProxyFix(self.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+            self.wsgi_app = ProxyFix(self.wsgi_app, x_for=1, x_proto=1)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         return self._worker_context.copy().run(self.wsgi_app, environ, start_response)
 
     # -- one request ----------------------------------------------------------
 
-    def wsgi_app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        """The life of one request (see the module docstring): a WSGI application."""
+    def serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """The life of one request (see the module docstring): a WSGI application.
+
+        `site.wsgi_app` is this method until middleware wraps it.
+        """
         hooks = self._hooks
         request: SynapseRequest | None = None
         resource: Resource = _UNRECOGNIZED
@@ -129,36 +143,71 @@ class Site:
         try:
             try:
                 raw_path = raw_path_from_environ(environ)
-                prefix, resource = self._resolve(environ.get("REQUEST_METHOD", "GET").upper(), raw_path)
-                request = self._new_request(environ, raw_path, resource.config or self.config, prefix)
-                self._started(request)
-                request.dispatch = dispatch = self._dispatch(request, resource)
+                prefix, resource = self._resolve(environ, raw_path)
+                request_id = self._request_id(environ) if self._request_id_environ_key else None
+                config = resource.config or self.config
+                request = self.request_class(environ, raw_path, request_id, config, prefix)
+                current_request_var.set(request)
+                if hooks is not None:
+                    self._started(request)
+                # Before routing: a declared body over the (effective) limit, multipart.
+                declared_length = environ.get("CONTENT_LENGTH")
+                if declared_length:
+                    _check_body_size(declared_length, request.config.max_request_body_size)
+                if "CONTENT_TYPE" in environ and _is_multipart(environ["CONTENT_TYPE"]):
+                    handler, args = _multipart_handler(request, resource)
+                else:
+                    handler, args = resource.get_handler(request)  # 404/405 raise
+                if isinstance(handler, Dispatch):
+                    dispatch = handler
+                else:  # a bare callback, known by its resource's class name
+                    dispatch = Dispatch(handler, type(resource).__name__)
+                request.dispatch, request.path_args = dispatch, args
                 if hooks is not None and hooks.handler:
                     run_hooks(hooks.handler, request)
-                if is_function_cancellable(dispatch.callback):
+                if dispatch.cancellable:
                     request.cancel_scope = CancelScope()
-                result, gone = runtime.run_handler(request, results.call, dispatch.callback, dispatch.kwargs)
+                result, gone = runtime.run_handler(
+                    request, results.call, dispatch.callback, request.path_args
+                )
                 if gone is not None:
                     request.cancel_scope = gone
                 response = results.to_response(request, result, resource.result_kind, resource.canonical_json)
-                pieces = self._prime(request, response)
+                pieces = None if type(response.body) is bytes else self._prime(request, response)
             except (Exception, CancelledError) as exc:  # noqa: BLE001 - every failure gets a response
                 if request is None:  # the path or the request class failed: answer with a plain request
                     request = SynapseRequest(environ, None, None, self.config)
-                    self._started(request)
-                if isinstance(exc, MethodNotAllowedError):
-                    exc = self._with_options(request, exc)
+                    current_request_var.set(request)
+                    if hooks is not None:
+                        self._started(request)
+                if request.dispatch is None and isinstance(exc, UnrecognizedRequestError):
+                    request.dispatch = _NOT_FOUND
+                    if isinstance(exc, MethodNotAllowedError):
+                        exc = self._with_options(request, exc)
                 response = render_error(request, exc, resource.ERROR_TEMPLATE)
                 pieces = None
-            response = self._outgoing(request, response, resource)
-            body = self._body(request, response, pieces, start_response)
+            # What goes out, built anew: the handler's response is never edited
+            # (it may be shared by every request). The policy's headers, then
+            # the handler's `setHeader`s; HEAD, 204 and 304 without a body.
+            headers = policy.apply(
+                response.headers, response.kind, resource.result_kind, request.config, request.raw_path
+            )
+            if request.response_headers:
+                headers = policy.merge(headers, request.response_headers)
+            status = response.status
+            payload = response.body
+            if request.method == "HEAD" or status in _NO_BODY:
+                payload = _without_body(payload)
+                if status in _NO_BODY:
+                    headers = _without_body_headers(headers, status)
+            body = self._body(request, status, payload, pieces, start_response)
             if hooks is not None:
                 request.processing_end = time.perf_counter()
-                if hooks.response:
-                    run_hooks(hooks.response, request, response)
-            request.code = response.status
+                if hooks.response:  # what goes out, as a value of its own (they may add headers)
+                    run_hooks(hooks.response, request, Response(status, headers, payload, response.kind))
+            request.code = status
             request.status_sent = True
-            start_response(status_line(response.status), response.headers)
+            start_response(status_line(status), headers)
             return body
         except Exception as exc:  # noqa: BLE001 - synwsgi failed, or the server refused our headers
             if request is None:
@@ -166,81 +215,44 @@ class Site:
             return self._fail(request, exc, body, start_response)
 
     def _started(self, request: SynapseRequest) -> None:
-        current_request_var.set(request)
-        if self._hooks is not None:
-            request.hook_state = {}
-            request.start_cpu_accounting()
-            if self._hooks.started:
-                run_hooks(self._hooks.started, request)
+        """The hooks' start: their state, CPU accounting, `request_started`."""
+        hooks = self._hooks
+        assert hooks is not None
+        request.hook_state = {}
+        request.start_cpu_accounting()
+        if hooks.started:
+            run_hooks(hooks.started, request)
 
-    def _new_request(
-        self, environ: WSGIEnvironment, raw_path: str, config: ServerConfig, prefix: str
-    ) -> SynapseRequest:
-        key = self._request_id_environ_key
-        header_id = environ.get(key) if key else None
-        request_id = None
-        if header_id:
-            request_id = next_request_id(environ.get("REQUEST_METHOD", "GET").upper(), header_id)
-        return self.request_class(environ, raw_path, request_id, config, prefix)
+    def _request_id(self, environ: WSGIEnvironment) -> str | None:
+        """`<METHOD>-<value>` when the request carries `config.request_id_header`."""
+        header_id = environ.get(self._request_id_environ_key)  # type: ignore[arg-type]
+        if not header_id:
+            return None
+        return next_request_id(environ.get("REQUEST_METHOD", "GET").upper(), header_id)
 
-    def _resolve(self, method: str, path: str) -> tuple[str, Resource]:
-        """The mount prefix and the resource that answers `method` on `path`.
+    def _resolve(self, environ: WSGIEnvironment, path: str) -> tuple[str, Resource]:
+        """The mount prefix and the resource that answers the request for `path`.
 
-        OPTIONS below an `OptionsResource` is answered by it; Twisted-style
-        children (`putChild`) are walked below their parent's prefix.
+        OPTIONS below an `OptionsResource` is answered by it (methods are
+        case-sensitive: RFC 9110); Twisted-style children (`putChild`) are
+        walked below their parent's prefix.
         """
-        if method == "OPTIONS":
+        if self._options_mounts and environ.get("REQUEST_METHOD") == "OPTIONS":
             options = self._options_resource(path)
             if options is not None:
                 return "", options
         prefix, mounted = self._mount(path)
         if mounted is None:
             return prefix, _UNRECOGNIZED
-        rest = path[len(prefix) :]
         if mounted.children:
-            mounted, rest = _walk_children(mounted, rest)
+            mounted, rest = _walk_children(mounted, path[len(prefix) :])
+        elif mounted.isLeaf:
+            return prefix, mounted
+        else:
+            rest = path[len(prefix) :]
         if not (mounted.isLeaf or rest in ("", "/")):
             return prefix, _UNRECOGNIZED
         return prefix, mounted
-
-    def _dispatch(self, request: SynapseRequest, resource: Resource) -> Dispatch:
-        """The handler, after the checks that come before routing: the declared
-        body size (against the effective config) and multipart bodies."""
-        environ = request.environ
-        declared_length = environ.get("CONTENT_LENGTH")
-        if declared_length:
-            _check_body_size(declared_length, request.config.max_request_body_size)
-        multipart = "CONTENT_TYPE" in environ and _is_multipart(environ["CONTENT_TYPE"])
-        try:
-            found = resource.get_handler(request)
-        except UnrecognizedRequestError:
-            request.dispatch = _NOT_FOUND
-            if multipart:  # Synapse refuses multipart before routing (GHSA-rfq8-j7rh-8hf2)
-                raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE) from None
-            raise
-        dispatch = found if isinstance(found, Dispatch) else _as_dispatch(found, resource)
-        if multipart and not getattr(dispatch.callback, "accepts_multipart", False):
-            request.dispatch = dispatch
-            raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
-        return dispatch
-
-    def _outgoing(self, request: SynapseRequest, response: Response, resource: Resource) -> Response:
-        """What goes out: `response` with the policy's headers and the handler's
-        `setHeader`s, without a body for HEAD/204/304. A new value: the
-        handler's response is never edited (it may be shared by every request)."""
-        headers = policy.apply(
-            response.headers, response.kind, resource.result_kind, request.config, request.raw_path
-        )
-        if request.response_headers:
-            headers = policy.merge(headers, request.response_headers)
-        status = response.status
-        if request.method == "HEAD" or status in _NO_BODY:
-            if not isinstance(response.body, bytes):
-                close_body(response.body)
-            if status in _NO_BODY:
-                headers = _without_body_headers(headers, status)
-            return Response(status, headers, b"", response.kind)
-        return Response(status, headers, response.body, response.kind)
 
     def _mount(self, path: str) -> tuple[str, Resource | None]:
         """The longest mounted prefix of `path` (on segment boundaries) and its resource."""
@@ -267,7 +279,8 @@ class Site:
     def _prime(self, request: SynapseRequest, response: Response) -> Iterator[bytes] | None:
         """Pull the first piece of a streamed body while an error can still be sent.
 
-        None for a body already in memory, or one that is not to be sent.
+        None for a body already in memory (`serve` does not even ask), or one
+        that is not to be sent.
         """
         body = response.body
         if isinstance(body, bytes) or request.method == "HEAD" or response.status in _NO_BODY:
@@ -284,26 +297,29 @@ class Site:
     def _body(
         self,
         request: SynapseRequest,
-        response: Response,
+        status: int,
+        payload: bytes | Iterable[bytes],
         pieces: Iterator[bytes] | None,
         start_response: StartResponse,
     ) -> Iterable[bytes]:
         # A 408 or 413 leaves (part of) the body unread, and so does any answer
         # to a chunked upload nobody read: end the connection after it rather
         # than let the server read and discard a body of any length.
-        close_connection = response.status in _BODY_LEFT_UNREAD or request.unread_chunked_body()
+        close_connection = status in _BODY_LEFT_UNREAD or (
+            "HTTP_TRANSFER_ENCODING" in request.environ and request.unread_chunked_body()
+        )
         if close_connection:
             ask_server_to_close(request.environ, start_response)
         watched = self._hooks is not None or close_connection
         source: object = None
         if pieces is None:
-            data = response.body
+            data = payload
             assert isinstance(data, bytes)
             if not watched and len(data) <= request.config.max_chunk_size:
                 return [data]  # nothing to do when it closes: the common case, kept cheap
             pieces = split(data, request.config.max_chunk_size)
         else:
-            source = response.body
+            source = payload
         on_close = functools.partial(self._request_finished, request, close_connection) if watched else None
         return ResponseBody(pieces, source, on_close, contextvars.copy_context())
 
@@ -340,6 +356,18 @@ def _is_multipart(content_type: str) -> bool:
     return content_type[:19].lower() == "multipart/form-data"
 
 
+def _multipart_handler(request: SynapseRequest, resource: Resource) -> Handler:
+    """Synapse refuses multipart/form-data with 415 before routing (GHSA-rfq8-j7rh-8hf2),
+    but for a handler that opts in (`accepts_multipart`)."""
+    try:
+        handler, args = resource.get_handler(request)
+    except UnrecognizedRequestError:
+        raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE) from None
+    if not getattr(getattr(handler, "callback", handler), "accepts_multipart", False):
+        raise UnrecognizedRequestError(code=HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+    return handler, args
+
+
 def _check_body_size(declared: str, limit: int) -> None:
     """A declared body over the limit is refused before any of it is read."""
     # Two Content-Length headers arrive joined ("5, 5"): not digits, so a 400.
@@ -364,18 +392,12 @@ def _walk_children(resource: Resource, rest: str) -> tuple[Resource, str]:
     return resource, rest
 
 
-def _as_dispatch(found: tuple[Any, dict[str, Any]], resource: Resource) -> Dispatch:
-    """A `(callback, kwargs)` lookup result, known by its resource's class name."""
-    callback, kwargs = found
-    return Dispatch(callback, kwargs, type(resource).__name__)
-
-
 def _no_handler(request: SynapseRequest) -> None:
     raise UnrecognizedRequestError()
 
 
 #: What a request nothing serves is known by (Synapse's name in metrics and logs).
-_NOT_FOUND = Dispatch(_no_handler, {}, UNRECOGNISED)
+_NOT_FOUND = Dispatch(_no_handler, UNRECOGNISED)
 
 
 def _first_segment(path: str) -> str:
@@ -389,13 +411,17 @@ def _is_under(path: str, prefix: str) -> bool:
     return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
 
 
+def _without_body(payload: bytes | Iterable[bytes]) -> bytes:
+    """No body, on every server (Werkzeug's dev server would write whatever it
+    is given onto the wire); a body iterator is closed, as PEP 3333 asks."""
+    if not isinstance(payload, bytes):
+        close_body(payload)
+    return b""
+
+
 def _without_body_headers(headers: list[Header], status: int) -> list[Header]:
     """A 204 or 304 loses what describes a body (PEP 3333 and RFC 9110):
-    Content-Type, and Content-Length but for a 204's Synapse-style `0`.
-
-    (HEAD, 204 and 304 go out without a body on every server: Werkzeug's dev
-    server would write whatever it is given onto the wire.)
-    """
+    Content-Type, and Content-Length but for a 204's Synapse-style `0`."""
     keep = ("content-length", "0") if status == HTTPStatus.NO_CONTENT else None
     return [(k, v) for k, v in headers if k.lower() not in _BODY_HEADERS or (k.lower(), v) == keep]
 
