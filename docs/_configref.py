@@ -11,6 +11,10 @@
   `ENV_DESCRIPTIONS` below: a variable the files read without a description
   is shown as undescribed, and ``tests/deploy/test_doc_claims.py`` fails on it;
 - the fixed settings of ``gunicorn.conf.py`` (module-level constants).
+
+`homeserver_environment()` does the same for ``docs/homeserver.rst``: the
+bullet list of environment variables in ``examples/homeserver/app.py``'s
+docstring, read without importing the module (importing it builds the app).
 """
 
 from __future__ import annotations
@@ -78,9 +82,12 @@ def _env_reads(node: ast.AST) -> Iterator[tuple[str, str | None]]:
             and (name := _literal(sub.args[0]))
         ):
             yield name, _literal(sub.args[1]) if len(sub.args) > 1 else None
-        elif isinstance(sub, ast.Subscript) and ast.unparse(sub.value) == "os.environ":
-            if name := _literal(sub.slice):
-                yield name, None
+        elif (
+            isinstance(sub, ast.Subscript)
+            and ast.unparse(sub.value) == "os.environ"
+            and (name := _literal(sub.slice))
+        ):
+            yield name, None
 
 
 def environment_variables() -> list[EnvVar]:
@@ -90,7 +97,11 @@ def environment_variables() -> list[EnvVar]:
         tree = ast.parse((ROOT / file).read_text(encoding="utf-8"))
         settings: dict[int, str] = {}
         for stmt in tree.body:
-            if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+            ):
                 target = stmt.targets[0].id
                 if not target.startswith("_"):
                     for sub in ast.walk(stmt.value):
@@ -153,7 +164,8 @@ def _rst_docstring(text: str) -> str:
 
 
 def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
-    lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {' '.join(['20'] * (len(header) - 1))} 60", ""]
+    widths = " ".join(["20"] * (len(header) - 1) + ["60"])
+    lines = [".. list-table::", "   :header-rows: 1", f"   :widths: {widths}", ""]
     for row in (header, *rows):
         lines.append(f"   * - {row[0]}")
         lines.extend(f"     - {cell}" for cell in row[1:])
@@ -201,3 +213,23 @@ def configuration_reference() -> str:
         *_table(constants, ("Setting", "Value")),
     ]
     return "\n".join(lines)
+
+
+HOMESERVER_APP = ROOT / "examples" / "homeserver" / "app.py"
+
+
+def homeserver_environment() -> str:
+    """The ``* ``NAME``: ...`` bullets of the example homeserver's module docstring."""
+    doc = ast.get_docstring(ast.parse(HOMESERVER_APP.read_text(encoding="utf-8"))) or ""
+    bullets: list[str] = []
+    for line in doc.splitlines():
+        if line.startswith("* ``"):
+            bullets.append(line)
+        elif bullets and line.startswith("  ") and line.strip():
+            bullets[-1] += " " + line.strip()
+        elif bullets and not line.strip() and not bullets[-1].endswith("\n"):
+            bullets[-1] += "\n"
+    items = [bullet.rstrip("\n") for bullet in bullets if "``SYNWSGI_" in bullet.split(":", 1)[0]]
+    if not items:
+        raise RuntimeError(f"{HOMESERVER_APP} documents no SYNWSGI_* variable in its docstring")
+    return "\n".join(items) + "\n"

@@ -54,6 +54,7 @@ napoleon_use_ivar = True
 
 API_PLACEHOLDER = ".. synwsgi-api-modules::"
 CONFIG_PLACEHOLDER = ".. synwsgi-configuration-reference::"
+HOMESERVER_ENV_PLACEHOLDER = ".. synwsgi-homeserver-environment::"
 
 
 def _public_modules() -> list[str]:
@@ -109,6 +110,10 @@ def _fill_placeholders(app: Any, docname: str, source: list[str]) -> None:
         from _configref import configuration_reference
 
         source[0] = source[0].replace(CONFIG_PLACEHOLDER, configuration_reference())
+    if HOMESERVER_ENV_PLACEHOLDER in source[0]:
+        from _configref import homeserver_environment
+
+        source[0] = source[0].replace(HOMESERVER_ENV_PLACEHOLDER, homeserver_environment())
 
 
 # The docstrings write code Markdown-style, `name`, and sometimes glue a

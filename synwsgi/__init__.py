@@ -15,10 +15,10 @@ The life of a request (`Site.wsgi_app`, one `try` around all of it):
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, devserver, transactions
+errors, config, headers, jsonenc, cancellation, connection, transactions
 -> body, paths, policy, runtime, rest -> compat, responses, routing -> request
 -> errormap, hooks, logcontext, notifier, resources, results
--> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
+-> servlet, accesslog, static, tracing, site, devserver -> auth, metrics -> ratelimiting, types.
 """
 
 from .auth import Auth as Auth
