@@ -378,3 +378,43 @@ def test_the_testing_example_passes() -> None:
     )
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert re.search(r"\b4 passed\b", result.stdout), result.stdout[-2000:]
+
+
+# -- defaults quoted in the docs ---------------------------------------------------------------
+
+_UNITS = {None: 1.0, "s": 1.0, "ms": 0.001, "KiB": 1024.0, "KiB/s": 1024.0, "MiB": 1024.0**2}
+_QUOTED_DEFAULT = re.compile(r"``(\w+)``,? \(?(\d[\d ,.]*\d|\d)\s*(MiB|KiB/s|KiB|ms|s)?\b[),;]")
+
+
+def _known_defaults() -> dict[str, float]:
+    import dataclasses
+
+    known: dict[str, float] = {
+        f.name: float(f.default)
+        for f in dataclasses.fields(ServerConfig)
+        if isinstance(f.default, (int, float)) and not isinstance(f.default, bool)
+    }
+    for var in _configref.environment_variables():
+        if var.default is not None and re.fullmatch(r"\d+(\.\d+)?", var.default):
+            known[var.name] = float(var.default)
+            if var.setting:
+                known[var.setting] = float(var.default)
+    known.update({name: float(value) for name, value in _configref.gunicorn_constants() if value.isdigit()})
+    return known
+
+
+def test_defaults_quoted_in_the_docs_are_the_code_defaults() -> None:
+    """``max_request_body_size`` (50 MiB), ``worker_connections`` (1 000), ...: each is checked."""
+    known = _known_defaults()
+    checked, wrong = 0, []
+    for page in sorted(DOCS.glob("*.rst")):
+        for match in _QUOTED_DEFAULT.finditer(_one_line(page.read_text())):
+            name, number, unit = match[1], match[2], match[3]
+            if name not in known or (unit is None and " " not in number and float(number) >= 100):
+                continue  # not a setting, or a status code: ``max_request_body_size`` (413)
+            value = float(number.replace(" ", "").replace(",", "")) * _UNITS[unit]
+            checked += 1
+            if abs(value - known[name]) > 1e-9:
+                wrong.append(f"{page.name}: {match[0]!r} but the default is {known[name]}")
+    assert not wrong, wrong
+    assert checked >= 10, checked
