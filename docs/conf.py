@@ -2,8 +2,11 @@
 
 Two pages are partly generated at build time so that they cannot drift:
 ``api.rst`` gets one section per module of the package (a new module shows
-up without editing the page), and ``benchmarks.rst`` gets the README's
-"Performance" section (the table the speed work keeps current).
+up without editing the page), and ``configuration.rst`` gets the reference of
+every `ServerConfig` field and environment variable (``docs/_configref.py``).
+
+There is no ``doctest_global_setup``: every example imports what it uses,
+visibly, so that a reader's copy runs as the doctest builder runs it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the showcase `wsgi.py`, for the pages that import it
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _configref
 
 import synwsgi  # noqa: E402 - after the path is set
 
@@ -48,13 +52,9 @@ napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 napoleon_use_ivar = True
 
-doctest_global_setup = """
-import json
-from werkzeug.test import Client
-"""
-
 API_PLACEHOLDER = ".. synwsgi-api-modules::"
-BENCH_PLACEHOLDER = ".. synwsgi-readme-performance::"
+CONFIG_PLACEHOLDER = ".. synwsgi-configuration-reference::"
+HOMESERVER_ENV_PLACEHOLDER = ".. synwsgi-homeserver-environment::"
 
 
 def _public_modules() -> list[str]:
@@ -99,16 +99,6 @@ def _api_sections() -> str:
     return "\n".join(parts)
 
 
-def _readme_performance() -> str:
-    text = (ROOT / "README.rst").read_text(encoding="utf-8")
-    match = re.search(r"^Performance\n-+\n(.*?)(?=^\S[^\n]*\n-{3,}\n)", text, re.MULTILINE | re.DOTALL)
-    if match is None:
-        raise RuntimeError("README.rst has no 'Performance' section for docs/benchmarks.rst")
-    # The README shows the chart from the repository root; this page shows it itself.
-    body = re.sub(r"^\.\. image:: docs/bench-results\.png\n(   :.*\n)*", "", match[1], flags=re.MULTILINE)
-    return ".. highlight:: none\n\n" + body
-
-
 def _fill_placeholders(app: Any, docname: str, source: list[str]) -> None:
     if API_PLACEHOLDER in source[0]:
         import importlib
@@ -116,8 +106,14 @@ def _fill_placeholders(app: Any, docname: str, source: list[str]) -> None:
         for module in _public_modules():
             importlib.import_module(module)
         source[0] = source[0].replace(API_PLACEHOLDER, _api_sections())
-    if BENCH_PLACEHOLDER in source[0]:
-        source[0] = source[0].replace(BENCH_PLACEHOLDER, _readme_performance())
+    if CONFIG_PLACEHOLDER in source[0]:
+        from _configref import configuration_reference
+
+        source[0] = source[0].replace(CONFIG_PLACEHOLDER, configuration_reference())
+    if HOMESERVER_ENV_PLACEHOLDER in source[0]:
+        from _configref import homeserver_environment
+
+        source[0] = source[0].replace(HOMESERVER_ENV_PLACEHOLDER, homeserver_environment())
 
 
 # The docstrings write code Markdown-style, `name`, and sometimes glue a

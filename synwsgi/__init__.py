@@ -1,25 +1,28 @@
 """synwsgi: Matrix Synapse's HTTP layer (`synapse.http.server`) as a WSGI toolkit.
 
-The life of a request (`Site.wsgi_app`, one `try` around all of it):
+The life of a request (`Site.serve`, which is `site.wsgi_app` until middleware
+wraps it; one `try` around all of it; docs/architecture.rst tells it in full):
 
-1. `site.Site` gives it a fresh context and builds a `request.SynapseRequest`
-   (lazy; Synapse's spellings from `compat`), then tells the `hooks`;
-2. `site.Site.resolve` picks the mounted resource for the raw path (`paths`);
-   the resource (`resources`, `static`, `metrics`) finds the handler
-   (`routing` for a `JsonResource`): 404/405/413 are decided there;
+1. `site.Site` resolves the mount for the raw path (`paths`), builds the
+   `request.SynapseRequest` with the effective config, then tells the `hooks`;
+2. the declared body size and multipart are checked before routing; the
+   resource (`resources`, `static`, `metrics`) returns the handler as a
+   `dispatch.Dispatch` (`routing` for a `JsonResource`), or raises 404/405;
 3. `runtime.run_handler` runs it, cancellable or not, gevent or threads;
+   `clock` drives it if it is `async`;
 4. `results.to_response` turns what it returned into a `responses.Response`;
-5. `errormap` renders any failure of 2-4 as JSON or HTML;
-6. `policy` adds the CORS/CORP/framing/cache headers for the response's kind;
+5. `errormap` renders any failure of 1-4 as JSON or HTML;
+6. `policy` gives the response's kind its CORS/CORP/framing/cache headers, in
+   a new list: what a handler returned is never edited;
 7. the body goes out as a `body.ResponseBody`, whose `close()` ends the request.
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, devserver, clock, query
+errors, config, headers, jsonenc, cancellation, connection, clock, query
 -> body, paths, policy, runtime, rest, transactions, jsonbody, dispatch -> compat, responses,
 routing -> request
 -> errormap, hooks, logcontext, notifier, resources, results
--> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
+-> servlet, accesslog, static, tracing, site, devserver -> auth, metrics -> ratelimiting, types.
 """
 
 from .accesslog import AccessLogger as AccessLogger

@@ -67,6 +67,38 @@ def unit_environment() -> dict[str, str]:
     return env
 
 
+#: where systemd creates each kind of directory the unit asks for
+_UNIT_DIRECTORIES = {
+    "RuntimeDirectory": "/run",
+    "StateDirectory": "/var/lib",
+    "CacheDirectory": "/var/cache",
+    "LogsDirectory": "/var/log",
+}
+
+
+def unit_directories() -> list[str]:
+    """The absolute paths that the unit's ``RuntimeDirectory=``, ``StateDirectory=``, ...
+    lines make systemd create."""
+    paths = []
+    for line in UNIT.read_text().splitlines():
+        key, _, value = line.strip().partition("=")
+        if key in _UNIT_DIRECTORIES:
+            paths += [f"{_UNIT_DIRECTORIES[key]}/{name}" for name in value.split()]
+    return paths
+
+
+def unit_tree(root: Path) -> dict[str, str]:
+    """The unit's environment with its absolute paths moved under `root`, where exactly the
+    directories systemd would create for the unit exist (and their parents: /run, /var/lib)."""
+    for path in unit_directories():
+        (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    env = unit_environment()
+    for name, value in env.items():
+        if any(value.startswith(prefix + "/") for prefix in _UNIT_DIRECTORIES.values()):
+            env[name] = str(root / value.lstrip("/"))
+    return env
+
+
 @pytest.fixture(scope="package")
 def nginx_binary() -> str:
     return require_nginx()
@@ -79,11 +111,12 @@ def certificate() -> Iterator[tuple[Path, Path]]:
 
 
 def _gunicorn(behind_proxy: bool) -> Iterator[Server]:
-    env = unit_environment()
-    if not behind_proxy:
-        env.pop("SYNWSGI_BEHIND_PROXY")
-    with tempfile.TemporaryDirectory(prefix="synwsgi-prom-") as metrics_dir:
-        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    with tempfile.TemporaryDirectory(prefix="synwsgi-unit-") as root:
+        # The unit's paths (PROMETHEUS_MULTIPROC_DIR under its RuntimeDirectory) in a
+        # temporary tree holding exactly the directories systemd creates for it.
+        env = unit_tree(Path(root))
+        if not behind_proxy:
+            env.pop("SYNWSGI_BEHIND_PROXY")
         # The repo's gunicorn.conf.py, as the unit's `gunicorn wsgi:app` reads it;
         # one worker, so /_demo/stats sees every request.
         with gunicorn_server(
