@@ -62,11 +62,13 @@ class QueryArgs(MultiDict[str, str]):
         return super().__contains__(key)
 
     def get(self, key: Any, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]
+        """Werkzeug's `get` for a text key; Twisted's `args.get` (a list of bytes) for a bytes key."""
         if isinstance(key, bytes):
             return self.raw.get(key, default)
         return super().get(key, default, type) if type is not None else super().get(key, default)
 
     def getlist(self, key: Any, type: Any = None) -> Any:
+        """Every value of a text key (Werkzeug), or of a bytes key as raw bytes."""
         if isinstance(key, bytes):
             return list(self.raw.get(key, ()))
         return super().getlist(key, type) if type is not None else super().getlist(key)
