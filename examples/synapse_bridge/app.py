@@ -1,0 +1,27 @@
+"""The WSGI application: Synapse's client servlets on a synwsgi `Site`.
+
+    gunicorn --config examples/synapse_bridge/gunicorn.conf.py
+
+The reactor thread and the homeserver are made in each worker when gunicorn
+imports this module (never in the master: no `preload_app`).
+"""
+
+from __future__ import annotations
+
+from synwsgi import ServerConfig, Site
+from synwsgi.accesslog import AccessLogger
+from synwsgi.contrib.twisted import DeferredDriver, ReactorThread, TwistedRequest
+
+from .homeserver import build, default_config_path, request_starter
+
+reactor_thread = ReactorThread.start()
+hs, client_resource = reactor_thread.call(build, default_config_path())
+
+app = Site(
+    {"/_matrix/client": client_resource},
+    config=ServerConfig(
+        async_driver=DeferredDriver(reactor_thread, start=request_starter(hs), error_config=hs.config)
+    ),
+    hooks=[AccessLogger()],
+    request_class=TwistedRequest,
+)
