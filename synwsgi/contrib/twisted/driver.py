@@ -15,8 +15,12 @@ awaitable a handler returns, in the request's thread or greenlet:
    cancellation under threads);
 4. when the wait is cancelled (the client left a `@cancellable` handler),
    the Deferred is cancelled in the reactor, as Synapse does, and the
-   handler's own clean-up is given `cancel_grace` seconds to run; the
-   request is logged as 499;
+   handler is given `cancel_grace` seconds to unwind; the request then ends
+   and is logged as 499. Code that shields work from cancellation goes on in
+   the reactor: Synapse's `ResponseCache` (behind `/sync`) waits for the
+   computation it started until that ends (at the poll's timeout), so that
+   a retry can pick it up; Synapse logs its request when it ends, the
+   bridge after the grace, so that no worker thread waits for it;
 5. a failure is raised here; an error that describes itself the Synapse
    way (an int `code` and `error_dict(config)`) is raised as a
    `ForeignError`, whose `error_dict` passes the application's config
@@ -91,7 +95,8 @@ class DeferredDriver:
         error_config: passed to `error_dict` of errors that describe
             themselves (Synapse: `hs.config`).
         cancel_grace: seconds a cancelled handler is given to unwind in the
-            reactor before the request ends.
+            reactor before the request ends (the wait holds a gthread worker's
+            thread, or a greenlet).
     """
 
     def __init__(
@@ -99,7 +104,7 @@ class DeferredDriver:
         reactor_thread: ReactorThread,
         start: Starter | None = None,
         error_config: object = None,
-        cancel_grace: float = 5.0,
+        cancel_grace: float = 1.0,
     ) -> None:
         self.reactor_thread = reactor_thread
         self.start = start

@@ -135,8 +135,9 @@ class TwistedRequest(SynapseRequest):
     def getClientAddress(self) -> IPv4Address | IPv6Address:  # type: ignore[override]
         """The peer as Twisted's address object (after `ProxyFix` when `behind_proxy`)."""
         host = self.environ.get("REMOTE_ADDR") or "0.0.0.0"
-        port = self.environ.get("REMOTE_PORT")
-        number = int(port) if port and port.isdigit() else 0
+        # gunicorn's gevent worker gives the port as an int, the others as text.
+        port = str(self.environ.get("REMOTE_PORT") or "")
+        number = int(port) if port.isdigit() else 0
         try:
             is_v6 = ipaddress.ip_address(host).version == 6
         except ValueError:
