@@ -29,6 +29,7 @@ PAGES = (
     "security",
     "deployment",
     "porting",
+    "synapse-bridge",
     "benchmarks",
     "api",
     "changelog",
