@@ -194,3 +194,97 @@ def test_html_written_by_a_servlet_is_sent(bridge: Server) -> None:
     assert head.startswith(b"HTTP/1.1 200"), head
     assert b"text/html" in head.lower()
     assert b"abc" in page
+
+
+def test_common_client_endpoints_answer_without_a_500(bridge: Server) -> None:
+    """A pass over ~50 more of Synapse's client servlets: each answers as Synapse would
+    (many 200s; a 4xx where the request cannot succeed here), never a 500."""
+    url = bridge.url
+    token, since = _registered(url)
+    status, me = raw_json(url, "GET", "/_matrix/client/v3/account/whoami", token=token)
+    assert status == 200, me
+    uid, device = me["user_id"], me["device_id"]
+    status, room = raw_json(url, "POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token)
+    assert status == 200, room
+    rid = room["room_id"]
+    message = {"msgtype": "m.text", "body": "hello bridge"}
+    status, sent = raw_json(
+        url, "PUT", f"/_matrix/client/v3/rooms/{rid}/send/m.room.message/t1", message, token
+    )
+    assert status == 200, sent
+    eid = sent["event_id"]
+    status, made = raw_json(url, "POST", f"/_matrix/client/v3/user/{uid}/filter", {"room": {}}, token)
+    assert status == 200, made
+    alias = f"%23{unique('alias')}:localhost"
+    v3, v1 = "/_matrix/client/v3", "/_matrix/client/v1"
+    calls: list[tuple[str, str, Any, int | None]] = [
+        ("GET", "/_matrix/client/versions", None, 200),
+        ("GET", f"{v3}/capabilities", None, 200),
+        ("GET", f"{v3}/login", None, 200),
+        ("GET", f"{v3}/register/available?username={unique('free')}", None, 200),
+        ("GET", f"{v3}/pushrules/", None, 200),
+        ("GET", f"{v3}/devices", None, 200),
+        ("GET", f"{v3}/devices/{device}", None, 200),
+        ("PUT", f"{v3}/user/{uid}/account_data/org.example.a", {"a": 1}, 200),
+        ("GET", f"{v3}/user/{uid}/account_data/org.example.a", None, 200),
+        ("PUT", f"{v3}/user/{uid}/rooms/{rid}/account_data/org.example.r", {"r": 1}, 200),
+        ("GET", f"{v3}/user/{uid}/rooms/{rid}/account_data/org.example.r", None, 200),
+        ("PUT", f"{v3}/profile/{uid}/displayname", {"displayname": "Bridged"}, 200),
+        ("GET", f"{v3}/profile/{uid}", None, 200),
+        ("GET", f"{v3}/profile/{uid}/displayname", None, 200),
+        ("GET", f"{v3}/joined_rooms", None, 200),
+        ("GET", f"{v3}/user/{uid}/filter/{made['filter_id']}", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/messages?dir=b&limit=5", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/members", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/joined_members", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/state", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/state/m.room.create", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/context/{eid}", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/event/{eid}", None, 200),
+        ("PUT", f"{v3}/rooms/{rid}/typing/{uid}", {"typing": True, "timeout": 1000}, 200),
+        ("POST", f"{v3}/rooms/{rid}/receipt/m.read/{eid}", {}, 200),
+        ("POST", f"{v3}/rooms/{rid}/read_markers", {"m.fully_read": eid}, 200),
+        ("PUT", f"{v3}/user/{uid}/rooms/{rid}/tags/u.work", {"order": 0.5}, 200),
+        ("GET", f"{v3}/user/{uid}/rooms/{rid}/tags", None, 200),
+        ("POST", f"{v3}/keys/upload", {}, 200),
+        ("POST", f"{v3}/keys/query", {"device_keys": {uid: []}}, 200),
+        ("GET", f"{v3}/keys/changes?from={since}&to={since}", None, 200),
+        ("GET", f"{v3}/room_keys/version", None, 404),
+        ("GET", f"{v3}/notifications", None, 200),
+        ("PUT", f"{v3}/presence/{uid}/status", {"presence": "online"}, 200),
+        ("GET", f"{v3}/presence/{uid}/status", None, 200),
+        ("PUT", f"{v3}/directory/room/{alias}", {"room_id": rid}, 200),
+        ("GET", f"{v3}/directory/room/{alias}", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/aliases", None, 200),
+        ("GET", f"{v3}/publicRooms", None, 200),
+        ("POST", f"{v3}/user_directory/search", {"search_term": "bridge"}, 200),
+        ("GET", f"{v3}/voip/turnServer", None, 200),
+        ("GET", f"{v3}/pushers", None, 200),
+        ("GET", f"{v3}/thirdparty/protocols", None, 200),
+        ("GET", f"{v3}/account/3pid", None, 200),
+        ("PUT", f"{v3}/sendToDevice/m.test/td1", {"messages": {}}, 200),
+        ("GET", f"{v1}/rooms/{rid}/relations/{eid}", None, 200),
+        ("GET", f"{v1}/rooms/{rid}/threads", None, 200),
+        ("GET", f"{v1}/rooms/{rid}/hierarchy", None, 200),
+        ("GET", f"{v1}/rooms/{rid}/timestamp_to_event?ts=0&dir=f", None, None),
+        ("POST", f"{v3}/user/{uid}/openid/request_token", {}, 200),
+        ("POST", f"{v3}/search", {"search_categories": {"room_events": {"search_term": "hello"}}}, 200),
+        ("GET", f"{v3}/initialSync?limit=1", None, 200),
+        ("GET", f"{v3}/rooms/{rid}/initialSync", None, 200),
+        ("GET", f"{v3}/events?timeout=0", None, 200),
+        ("POST", f"{v3}/rooms/{rid}/report/{eid}", {"reason": "test"}, 200),
+        ("PUT", f"{v3}/rooms/{rid}/redact/{eid}/r1", {}, 200),
+        ("POST", f"{v3}/rooms/{rid}/invite", {"user_id": "@nobody:localhost"}, None),
+        ("POST", f"{v3}/delete_devices", {"devices": []}, None),
+        ("POST", f"{v3}/refresh", {"refresh_token": "nope"}, None),
+        ("GET", f"{v1}/register/m.login.registration_token/validity?token=x", None, None),
+        ("POST", f"{v3}/rooms/{rid}/leave", {}, 200),
+        ("POST", f"{v3}/rooms/{rid}/forget", {}, 200),
+        ("POST", f"{v3}/logout/all", {}, 200),
+    ]
+    wrong = []
+    for method, path, body, expected in calls:
+        status, answer = raw_json(url, method, path, body, token)
+        if status >= 500 or (expected is not None and status != expected):
+            wrong.append((method, path, status, answer))
+    assert not wrong, wrong
