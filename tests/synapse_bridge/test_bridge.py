@@ -60,6 +60,7 @@ def client(reactor_thread: ReactorThread, seen: dict[str, Any]) -> Iterator[Clie
         seen["path"] = request.path
         seen["uri"] = request.uri
         seen["text_path"] = request.text_path
+        seen["werkzeug_urls"] = request.url, request.base_url, request.full_path
         seen["method"] = request.method.decode("utf-8")
         seen["args"] = request.args[b"since"], request.args.get(b"missing"), b"since" in request.args
         seen["address"] = request.getClientAddress()
@@ -112,6 +113,11 @@ def test_request_answers_the_twisted_surface(client: Client, seen: dict[str, Any
     assert seen["path"] == b"/_matrix/client/surface/a%2Fb"  # bytes, still encoded
     assert seen["uri"] == b"/_matrix/client/surface/a%2Fb?since=s1&since=s2"
     assert seen["text_path"] == "/_matrix/client/surface/a/b"
+    assert seen["werkzeug_urls"] == (
+        "http://localhost/_matrix/client/surface/a/b?since=s1&since=s2",
+        "http://localhost/_matrix/client/surface/a/b",
+        "/_matrix/client/surface/a/b?since=s1&since=s2",
+    )
     assert seen["method"] == "POST"
     assert seen["args"] == ([b"s1", b"s2"], None, True)
     assert seen["address"] == IPv4Address("TCP", "192.0.2.7", 4242)

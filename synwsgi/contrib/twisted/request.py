@@ -6,7 +6,8 @@ opt-in because two names differ from Werkzeug's:
 
 * `path` is **bytes** here, the raw (percent-encoded) path as Twisted has
   it (Synapse calls `request.path.decode()` and `request.path.startswith(b"...")`);
-  Werkzeug's decoded text path stays available as `text_path`;
+  Werkzeug's decoded text path stays available as `text_path`, and Werkzeug's
+  `url`, `base_url` and `full_path` are built on it;
 * `method` is a `str` (synwsgi and Werkzeug compare it with text) that also
   answers `.decode()`, as Twisted's bytes method does.
 
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, overload
 
 from twisted.internet.address import IPv4Address, IPv6Address
+from werkzeug.sansio.utils import get_current_url
 from werkzeug.utils import cached_property
 
 from synwsgi.config import DEFAULT_CONFIG, ServerConfig
@@ -123,6 +125,20 @@ class TwistedRequest(SynapseRequest):
         """Werkzeug's `path`: percent-decoded text."""
         path_info = str(self.environ.get("PATH_INFO") or "")
         return "/" + path_info.encode("latin-1").decode("utf-8", "replace").lstrip("/")
+
+    # Werkzeug's properties built on its text `path`, built on `text_path` here.
+
+    @cached_property
+    def full_path(self) -> str:
+        return f"{self.text_path}?{self.query_string.decode()}"
+
+    @cached_property
+    def url(self) -> str:
+        return get_current_url(self.scheme, self.host, self.root_path, self.text_path, self.query_string)
+
+    @cached_property
+    def base_url(self) -> str:
+        return get_current_url(self.scheme, self.host, self.root_path, self.text_path)
 
     @cached_property
     def responseHeaders(self) -> TwistedResponseHeaders:
