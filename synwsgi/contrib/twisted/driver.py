@@ -10,9 +10,9 @@ awaitable a handler returns, in the request's thread or greenlet:
    through `run_in_background`);
 3. this thread waits for it on a `threading.Event`: gevent's when gevent has
    patched `threading` (the hub keeps running other greenlets, and a
-   cancellation is thrown in while it waits), a native one in slices
-   otherwise, with `check_cancelled()` between them (synwsgi's
-   cancellation under threads);
+   cancellation is thrown in while it waits), a native one otherwise, in
+   slices with `check_cancelled()` between them for a `@cancellable`
+   handler (synwsgi's cancellation under threads);
 4. when the wait is cancelled (the client left a `@cancellable` handler),
    the Deferred is cancelled in the reactor, as Synapse does, and the
    handler is given `cancel_grace` seconds to unwind; the request then ends
@@ -143,9 +143,12 @@ class DeferredDriver:
 
         reactor = self.reactor_thread.reactor
         reactor.callFromThread(start)
-        poll_interval = request.config.cancellation_poll_interval if request is not None else 0.05
+        scope = request.cancel_scope if request is not None else None
         try:
-            runtime.current().wait_event(done, _NO_DEADLINE, poll_interval)
+            if scope is None or request is None:
+                done.wait(_NO_DEADLINE)  # not `@cancellable`: nothing interrupts this wait
+            else:
+                runtime.current().wait_event(done, _NO_DEADLINE, request.config.cancellation_poll_interval)
         except CancelledError:
             reactor.callFromThread(cancel)
             done.wait(self.cancel_grace)
