@@ -13,6 +13,13 @@ PYDANTIC = ["pydantic>=2"]
 # the notifier's PostgreSQL relay and examples/homeserver on PostgreSQL
 # (3.2: Connection.notifies(timeout=); gevent-cooperative since 3.1.14)
 HOMESERVER = ["psycopg[binary]>=3.2"]
+# synwsgi.contrib.twisted: a reactor in a thread of the worker, for code that awaits
+# Deferreds (Synapse's servlets); only this extra depends on Twisted.
+TWISTED = ["Twisted>=23.8"]
+# tests/synapse_bridge serve Synapse's own servlets (AGPL-3.0, a test dependency only,
+# never imported by synwsgi) through the bridge; pinned so that CI tests one known
+# release (a wheel: ~10 s to install from the index, no compiler).
+SYNAPSE_BRIDGE_TEST = [*TWISTED, "matrix-synapse==1.163.2"]
 TEST = [
     *GEVENT,
     *PYDANTIC,
@@ -34,6 +41,7 @@ TEST = [
     *HOMESERVER,
     "matrix-nio>=0.24",
     "mautrix>=0.20",
+    *SYNAPSE_BRIDGE_TEST,
 ]
 BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
 
@@ -113,6 +121,8 @@ setup(
         "opentelemetry": ["opentelemetry-api>=1.25"],
         "pydantic": PYDANTIC,
         "homeserver": [*GEVENT, *HOMESERVER],
+        "twisted": TWISTED,
+        "synapse-bridge-test": SYNAPSE_BRIDGE_TEST,
         "test": TEST,
         "bench": BENCH,
         "docs": DOCS,

@@ -120,10 +120,9 @@ class SynapseRequestCompat:
 
     def getClientAddress(self) -> ClientAddress:
         """The peer's address (after `ProxyFix` when `behind_proxy`)."""
-        port = self.environ.get("REMOTE_PORT")
-        return ClientAddress(
-            self.environ.get("REMOTE_ADDR") or "", int(port) if port and port.isdigit() else 0
-        )
+        # gunicorn's gevent worker gives the port as an int, other servers as a str.
+        port = str(self.environ.get("REMOTE_PORT") or "")
+        return ClientAddress(self.environ.get("REMOTE_ADDR") or "", int(port) if port.isdigit() else 0)
 
     def getClientIP(self) -> str:
         return self.getClientAddress().host

@@ -118,6 +118,18 @@ def test_client_address_method_and_redacted_uri() -> None:
     }
 
 
+@pytest.mark.parametrize("port", ["41234", 41234], ids=("str", "int"))
+def test_client_address_port_from_any_server(port: Any) -> None:
+    """gunicorn's gevent worker puts REMOTE_PORT in the environ as an int (getClientAddress was a 500)."""
+
+    def probe(request: SynapseRequest) -> tuple[int, Any]:
+        address = request.getClientAddress()
+        return 200, {"host": address.host, "port": address.port}
+
+    environ = {"REMOTE_ADDR": "10.1.2.3", "REMOTE_PORT": port}
+    assert _client(probe).get("/x", environ_base=environ).json == {"host": "10.1.2.3", "port": 41234}
+
+
 class _SynapseStyle(DirectServeJsonResource):
     """Synapse's constructor arguments and `_async_render_<METHOD>` handlers."""
 

@@ -34,6 +34,7 @@ PAGES = (
     "homeserver",
     "configuration",
     "architecture",
+    "synapse-bridge",
     "benchmarks",
     "api",
     "changelog",
