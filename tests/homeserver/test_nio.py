@@ -20,6 +20,7 @@ from nio import (
     RoomGetStateEventResponse,
     RoomMessagesResponse,
     RoomPreset,
+    RoomPutStateError,
     RoomPutStateResponse,
     RoomSendResponse,
     SyncResponse,
@@ -29,7 +30,8 @@ from ._client_helpers import raw_json, unique
 
 pytestmark = pytest.mark.timeout(180)
 
-ODD_STATE_KEYS = ["a/b", "100%", "50%25", "ünïcødé ☃", "with space", "?q=1#frag", "", "@x:y/z"]
+# (A key that starts with "@" is that user's: the authorization rules refuse it to anyone else.)
+ODD_STATE_KEYS = ["a/b", "100%", "50%25", "ünïcødé ☃", "with space", "?q=1#frag", "", "x@y:z/w"]
 
 
 async def register(url: str, name: str) -> AsyncClient:
@@ -148,6 +150,8 @@ async def nio_flow(url: str) -> dict[str, Any]:
         for key in ODD_STATE_KEYS:
             put = await alice.room_put_state(lobby, "org.example.odd", {"key": key}, state_key=key)
             assert isinstance(put, RoomPutStateResponse), (key, put)
+        refused = await alice.room_put_state(lobby, "org.example.odd", {}, state_key="@x:y/z")
+        assert isinstance(refused, RoomPutStateError) and refused.status_code == "M_FORBIDDEN", refused
         for key in ODD_STATE_KEYS:
             got = await bob.room_get_state_event(lobby, "org.example.odd", key)
             assert isinstance(got, RoomGetStateEventResponse), (key, got)
