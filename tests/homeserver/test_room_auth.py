@@ -90,3 +90,98 @@ def test_private_read_receipts_reach_only_their_owner(client: Client) -> None:
     bob.call("POST", f"/rooms/{room_id}/receipt/m.read.private/{event_id}", {})
     poll.join(5)
     assert parked["rooms"] == {"join": {}, "invite": {}, "leave": {}}
+
+
+def test_redaction_strips_the_event_for_messages_sync_and_event(client: Client) -> None:
+    alice, bob = User(client, "alice"), User(client, "bob")
+    room_id = room_with(alice, bob)
+    since = bob.sync()["next_batch"]
+    message = send(bob, room_id, "oops, my password")
+    topic = alice.call("PUT", f"/rooms/{room_id}/state/m.room.topic", {"topic": "secret topic"})["event_id"]
+    redaction = bob.call("PUT", f"/rooms/{room_id}/redact/{message}/r1", {"reason": "typo"})["event_id"]
+    # A retry of the same transaction is the same redaction.
+    assert (
+        bob.call("PUT", f"/rooms/{room_id}/redact/{message}/r1", {"reason": "typo"})["event_id"] == redaction
+    )
+    alice.call("PUT", f"/rooms/{room_id}/redact/{topic}/r2", {})
+    levels = alice.call("GET", f"/rooms/{room_id}/state/m.room.power_levels?format=event")
+    alice.call("PUT", f"/rooms/{room_id}/redact/{levels['event_id']}/r3", {})
+
+    by_id = {
+        e["event_id"]: e for e in alice.call("GET", f"/rooms/{room_id}/messages?dir=b&limit=100")["chunk"]
+    }
+    assert by_id[message]["content"] == {}
+    assert by_id[topic]["content"] == {}
+    # The redaction algorithm keeps what the authorization rules need ("invite" is not among them in v10).
+    kept = by_id[levels["event_id"]]["content"]
+    assert kept == {key: value for key, value in levels["content"].items() if key != "invite"}
+    assert by_id[redaction]["redacts"] == message
+    assert by_id[redaction]["content"] == {"reason": "typo", "redacts": message}
+    assert alice.call("GET", f"/rooms/{room_id}/event/{message}")["content"] == {}
+    assert alice.call("GET", f"/rooms/{room_id}/state/m.room.topic") == {}
+    # /sync, incremental and initial, serves them redacted too.
+    for sync in (bob.sync(since), bob.sync()):
+        timeline = {e["event_id"]: e for e in sync["rooms"]["join"][room_id]["timeline"]["events"]}
+        assert timeline[message]["content"] == {}
+    # An event of another room, or none, is not found; the refusal stores nothing.
+    other = room_with(alice)
+    assert alice.call("PUT", f"/rooms/{other}/redact/{message}/r4", {}, 404)["errcode"] == "M_NOT_FOUND"
+    assert alice.call("PUT", f"/rooms/{room_id}/redact/$nope/r5", {}, 404)["errcode"] == "M_NOT_FOUND"
+    # An m.room.redaction through /send is a redaction as well (and is checked the same way).
+    kept_message = send(alice, room_id, "keep me")
+    bob.call("PUT", f"/rooms/{room_id}/send/m.room.redaction/r6", {"redacts": kept_message}, 403)
+    assert alice.call("GET", f"/rooms/{room_id}/event/{kept_message}")["content"]["body"] == "keep me"
+    alice.call("PUT", f"/rooms/{room_id}/send/m.room.redaction/r7", {"redacts": kept_message})
+    assert alice.call("GET", f"/rooms/{room_id}/event/{kept_message}")["content"] == {}
+
+
+def test_kick_ban_unban_endpoints_keep_the_reason(client: Client) -> None:
+    alice, bob = User(client, "alice"), User(client, "bob")
+    room_id = room_with(alice, bob)
+    since = bob.sync()["next_batch"]
+    alice.call("POST", f"/rooms/{room_id}/kick", {"user_id": bob.user_id, "reason": "be nice"})
+    left = bob.sync(since)["rooms"]["leave"][room_id]["timeline"]["events"]
+    assert left[-1]["content"] == {"membership": "leave", "reason": "be nice"}
+    assert left[-1]["sender"] == alice.user_id
+    bob.call("POST", f"/rooms/{room_id}/join", {})
+    alice.call("POST", f"/rooms/{room_id}/ban", {"user_id": bob.user_id, "reason": "spam"})
+    assert bob.call("POST", f"/rooms/{room_id}/join", {}, 403)["errcode"] == "M_FORBIDDEN"
+    member = alice.call("GET", f"/rooms/{room_id}/state/m.room.member/{bob.user_id}")
+    assert member == {"membership": "ban", "reason": "spam"}
+    alice.call("POST", f"/rooms/{room_id}/unban", {"user_id": bob.user_id})
+    bob.call("POST", f"/rooms/{room_id}/join", {})
+    assert alice.call("POST", f"/rooms/{room_id}/kick", {}, 400)["errcode"] == "M_MISSING_PARAM"
+    bad_reason = {"user_id": bob.user_id, "reason": 1}
+    assert alice.call("POST", f"/rooms/{room_id}/ban", bad_reason, 400)["errcode"] == "M_BAD_JSON"
+
+
+def test_create_room_checks_its_initial_events(client: Client) -> None:
+    alice, bob = User(client, "alice"), User(client, "bob")
+    # The creator's content cannot name another creator.
+    room_id = alice.call(
+        "POST", "/createRoom", {"creation_content": {"creator": bob.user_id, "m.federate": False}}
+    )["room_id"]
+    create = alice.call("GET", f"/rooms/{room_id}/state/m.room.create")
+    assert create["creator"] == alice.user_id and create["m.federate"] is False
+    # initial_state may not hold what the creator could not send: another user's membership.
+    joined_before = alice.call("GET", "/joined_rooms")["joined_rooms"]
+    forced = {
+        "initial_state": [
+            {"type": "m.room.member", "state_key": bob.user_id, "content": {"membership": "join"}}
+        ]
+    }
+    assert alice.call("POST", "/createRoom", forced, 403)["errcode"] == "M_FORBIDDEN"
+    assert alice.call("GET", "/joined_rooms")["joined_rooms"] == joined_before
+    # power_level_content_override and trusted_private_chat's invitees with the creator's level.
+    room_id = alice.call(
+        "POST",
+        "/createRoom",
+        {
+            "preset": "trusted_private_chat",
+            "invite": [bob.user_id],
+            "power_level_content_override": {"kick": 70},
+        },
+    )["room_id"]
+    levels = alice.call("GET", f"/rooms/{room_id}/state/m.room.power_levels")
+    assert levels["users"] == {alice.user_id: 100, bob.user_id: 100}
+    assert (levels["kick"], levels["invite"], levels["events"]["m.room.power_levels"]) == (70, 0, 100)
