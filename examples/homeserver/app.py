@@ -125,6 +125,7 @@ class HomeServer:
 
     def close(self) -> None:
         self.notifier.close()
+        self.passwords.pool.close()
         self.db.close()
 
 

@@ -8,11 +8,15 @@ under gevent (the calling greenlet waits, the hub goes on serving; bcrypt
 releases the GIL while it works), a `concurrent.futures` pool on threaded
 servers and in-process. The pool has one thread per CPU, and its threads run
 at a lower CPU priority (Linux: a per-thread nice value), so that hashes
-take the spare CPU and the worker's own thread is scheduled first. Measured
-on a loaded 2-core machine, 20 logins at cost 10 on one gevent worker: a
-small request meanwhile waited at worst 5-12 ms (median 0.7 ms) with the
-lower priority, 26-38 ms (median 3-5 ms) without it, and 378 ms with the
-earlier PBKDF2 hash (20 000 iterations) on the hub (`tests/homeserver/test_passwords.py`).
+take the spare CPU and the worker's own thread is scheduled first.
+
+Measured with `tests/homeserver/test_passwords.py` (20 logins at cost 10 on
+one gevent worker, a small request every 10 ms meanwhile), on the shared
+2-core machine at a load average of 5-6: median 2.6-4.2 ms, 95th percentile
+11-15 ms, worst 20-26 ms (the same probes with no logins: worst 8-13 ms).
+Without the lower priority the median was 3-7 ms and the worst 25-50 ms; with
+bcrypt on the hub a request waited 2 s, with the earlier PBKDF2 on the hub
+378 ms.
 
 Like Synapse, the password is hashed as UTF-8 and bcrypt sees its first 72
 bytes (bcrypt ignores the rest; bcrypt 5 refuses longer input, so it is cut
@@ -96,6 +100,16 @@ class HashPool:
                         self.size, thread_name_prefix="password-hash", initializer=_lower_priority
                     )
         return self._executor.submit(function, *args).result()
+
+    def close(self) -> None:
+        """Let the pool's threads end (idle ones would otherwise stay for the process's life)."""
+        with self._lock:
+            executor, gevent_pool = self._executor, self._gevent_pool
+            self._executor, self._gevent_pool = None, None
+        if executor is not None:
+            executor.shutdown(wait=False)
+        if gevent_pool is not None:
+            gevent_pool.kill()
 
 
 def _bcrypt_input(password: str) -> bytes:
