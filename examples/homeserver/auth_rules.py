@@ -100,7 +100,7 @@ def check_event(event: NewEvent, state: AuthState, first_after_create: bool = Fa
     """Raise unless `event` may follow `state`.
 
     `first_after_create`: the room holds nothing but its create event (the
-    creator's own join is then allowed, rule 4.3.1).
+    creator's own join is then allowed).
     """
     create = state.get(CREATE)
     if event.type == "m.room.create":
