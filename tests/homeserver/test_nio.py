@@ -15,6 +15,8 @@ from nio import (
     JoinResponse,
     LoginError,
     MessageDirection,
+    ReceiptEvent,
+    ReceiptType,
     RegisterResponse,
     RoomCreateResponse,
     RoomGetStateEventResponse,
@@ -24,6 +26,7 @@ from nio import (
     RoomPutStateResponse,
     RoomSendResponse,
     SyncResponse,
+    UpdateReceiptMarkerResponse,
 )
 
 from ._client_helpers import raw_json, unique
@@ -53,6 +56,17 @@ def bodies(sync: SyncResponse, room_id: str) -> list[str]:
     if room is None:
         return []
     return [event.body for event in room.timeline.events if hasattr(event, "body")]
+
+
+def receipts(sync: SyncResponse, room_id: str) -> set[tuple[str, str]]:
+    """(user, receipt type) of every receipt in a room's ephemeral events."""
+    room = sync.rooms.join.get(room_id)
+    return {
+        (receipt.user_id, str(getattr(receipt.receipt_type, "value", receipt.receipt_type)))
+        for event in (room.ephemeral if room else [])
+        if isinstance(event, ReceiptEvent)
+        for receipt in event.receipts
+    }
 
 
 async def parked_sync_wakes(
@@ -138,6 +152,23 @@ async def nio_flow(url: str) -> dict[str, Any]:
             latencies.append(latency)
         figures["wake_latencies_s"] = latencies
         assert max(latencies) < 0.5, latencies
+
+        # Receipts: a public one reaches every member, a private one only its owner.
+        read_me = await alice.room_send(
+            lobby, "m.room.message", {"msgtype": "m.text", "body": "r"}, tx_id="r"
+        )
+        assert isinstance(read_me, RoomSendResponse), read_me
+        alice_mark = (await sync_once(alice, alice_token)).next_batch
+        bob_mark = (await sync_once(bob, bob_token)).next_batch
+        marked = await bob.update_receipt_marker(lobby, read_me.event_id, ReceiptType.read_private)
+        assert isinstance(marked, UpdateReceiptMarkerResponse), marked
+        marked = await alice.update_receipt_marker(lobby, read_me.event_id, ReceiptType.read)
+        assert isinstance(marked, UpdateReceiptMarkerResponse), marked
+        assert receipts(await sync_once(alice, alice_mark), lobby) == {(alice.user_id, "m.read")}
+        assert receipts(await sync_once(bob, bob_mark), lobby) == {
+            (alice.user_id, "m.read"),
+            (bob.user_id, "m.read.private"),
+        }
 
         # A retried transaction id gives the same event, stored once.
         content = {"msgtype": "m.text", "body": "only once"}
