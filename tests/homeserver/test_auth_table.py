@@ -13,6 +13,8 @@ allowed membership change must leave the target with the membership it asked for
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -373,3 +375,59 @@ def test_authorization_table(cast: dict[str, User], case: Case) -> None:
         assert membership(alice, room_id, target) == EXPECTED_MEMBERSHIP[case.action]
     elif case.action == "member":
         assert membership(alice, room_id, target) == case.arg
+
+
+def test_no_event_is_checked_against_state_that_a_concurrent_write_replaced(postgres: PostgresServer) -> None:
+    """On PostgreSQL (a pool of connections), Bob sends while Alice bans him: every message of his
+    that was stored comes before the ban in the room's order, none after it.
+
+    Each write reads the state it is checked against under the writers' lock, in the
+    transaction that then stores the event; a check read before a concurrent ban commits
+    would let a message in after the ban.
+    """
+    app = create_app(
+        database=postgres.create_database("hs_auth_race"), bcrypt_rounds=4, rc_message=(1e6, 10**6)
+    )
+    try:
+        client = Client(app)
+        alice, bob = User(client, "alice"), User(client, "bob")
+        for attempt in range(3):
+            room_id: str = alice.call("POST", "/createRoom", {"preset": "public_chat"})["room_id"]
+            bob.call("POST", f"/rooms/{room_id}/join", {})
+            stop = threading.Event()
+            sent: list[int] = []
+
+            def spam(
+                worker: int, room_id: str = room_id, stop: threading.Event = stop, sent: list[int] = sent
+            ) -> None:
+                for n in range(400):
+                    if stop.is_set():
+                        return
+                    response = client.put(
+                        f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{worker}-{n}",
+                        json={"body": "x"},
+                        headers={"Authorization": f"Bearer {bob.token}"},
+                    )
+                    if response.status_code == 403:
+                        return
+                    assert response.status_code == 200, response.data
+                    sent.append(n)
+
+            threads = [threading.Thread(target=spam, args=(worker,)) for worker in range(6)]
+            for thread in threads:
+                thread.start()
+            deadline = time.monotonic() + 10
+            while len(sent) < 30 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            alice.call("POST", f"/rooms/{room_id}/ban", {"user_id": bob.user_id})
+            stop.set()
+            for thread in threads:
+                thread.join(30)
+            chunk = alice.call("GET", f"/rooms/{room_id}/messages?dir=f&limit=1000&from=s0")["chunk"]
+            order = [(e["type"], e["sender"], e["content"].get("membership")) for e in chunk]
+            ban_at = order.index(("m.room.member", alice.user_id, "ban"))
+            after = [event for event in order[ban_at + 1 :] if event[1] == bob.user_id]
+            assert after == [], (attempt, len(after))
+            assert any(event[1] == bob.user_id and event[0] == "m.room.message" for event in order[:ban_at])
+    finally:
+        app.homeserver.close()  # type: ignore[attr-defined]
