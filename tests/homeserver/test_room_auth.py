@@ -133,6 +133,11 @@ def test_redaction_strips_the_event_for_messages_sync_and_event(client: Client) 
     assert alice.call("GET", f"/rooms/{room_id}/event/{kept_message}")["content"]["body"] == "keep me"
     alice.call("PUT", f"/rooms/{room_id}/send/m.room.redaction/r7", {"redacts": kept_message})
     assert alice.call("GET", f"/rooms/{room_id}/event/{kept_message}")["content"] == {}
+    # /send and /redact are two endpoints: the same transaction id in each makes two events.
+    sent = send(bob, room_id, "same id", txn="same")
+    redacted = bob.call("PUT", f"/rooms/{room_id}/redact/{sent}/same", {})["event_id"]
+    assert redacted != sent
+    assert alice.call("GET", f"/rooms/{room_id}/event/{sent}")["content"] == {}
 
 
 def test_kick_ban_unban_endpoints_keep_the_reason(client: Client) -> None:

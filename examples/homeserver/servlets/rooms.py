@@ -117,7 +117,10 @@ class RoomRedactServlet(_RoomServlet):
                 400, "content.redacts differs from the event id of the path", Codes.INVALID_PARAM
             )
         self.hs.message_limiter.ratelimit(requester)
-        txn_key = self.hs.txn_prefix(requester) + txn_id
+        # Another endpoint, so its own transaction ids (the spec scopes them per
+        # device and endpoint): a /send and a /redact with the same id are two
+        # requests. (The sender's sync then shows no transaction_id for it.)
+        txn_key = "redact|" + self.hs.txn_prefix(requester) + txn_id
         event = self.rooms.redact(requester.user_id, room_id, event_id, content, txn_key=txn_key)
         return 200, {"event_id": event.event_id}
 
