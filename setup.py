@@ -12,7 +12,10 @@ GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
 PYDANTIC = ["pydantic>=2"]
 # the notifier's PostgreSQL relay and examples/homeserver on PostgreSQL
 # (3.2: Connection.notifies(timeout=); gevent-cooperative since 3.1.14)
-HOMESERVER = ["psycopg[binary]>=3.2"]
+# examples/homeserver's password hashes: bcrypt, as Synapse stores them (a deliberately
+# slow hash with its salt and cost inside; a compiled wheel that releases the GIL while
+# hashing, so the example runs it in a thread pool off the gevent hub)
+HOMESERVER = ["psycopg[binary]>=3.2", "bcrypt>=4.1"]
 # synwsgi.contrib.twisted: a reactor in a thread of the worker, for code that awaits
 # Deferreds (Synapse's servlets); only this extra depends on Twisted.
 TWISTED = ["Twisted>=23.8"]

@@ -7,7 +7,9 @@
   PostgreSQL DSN (``postgresql://...`` or ``host=... dbname=...``);
 * ``SYNWSGI_HS_SERVER_NAME``: the ``:domain`` of user and room ids
   (default ``localhost``);
-* ``SYNWSGI_HS_REGISTRATION``: ``0`` turns open registration off.
+* ``SYNWSGI_HS_REGISTRATION``: ``0`` turns open registration off;
+* ``SYNWSGI_HS_BCRYPT_ROUNDS``: the bcrypt cost of password hashes
+  (default 12, Synapse's; 4..31; the tests use 4).
 
 On PostgreSQL the notifier is relayed through ``LISTEN``/``NOTIFY``, so any
 number of workers and hosts can share the database; on SQLite it stays
@@ -31,6 +33,7 @@ from synwsgi.notifier import PostgresNotifierRelay
 from synwsgi.ratelimiting import Ratelimiter, RatelimitSettings
 from synwsgi.transactions import HttpTransactionCache
 
+from .passwords import DEFAULT_ROUNDS, PasswordHasher
 from .rooms import RoomHandler, random_string
 from .servlets import account, rooms, sync
 from .store import Database, Store
@@ -54,6 +57,8 @@ class HomeServerConfig:
     rc_login_failed: tuple[float, int] = (0.17, 3)
     rc_registration: tuple[float, int] = (5.0, 50)
     rc_message: tuple[float, int] = (50.0, 200)
+    # bcrypt's cost (log2 of its rounds), as Synapse's `bcrypt_rounds`.
+    bcrypt_rounds: int = DEFAULT_ROUNDS
 
     @classmethod
     def from_env(cls) -> HomeServerConfig:
@@ -68,6 +73,7 @@ class HomeServerConfig:
             server_name=env.get("SYNWSGI_HS_SERVER_NAME", "localhost"),
             database=env.get("SYNWSGI_HS_DATABASE", "homeserver.db"),
             enable_registration=env.get("SYNWSGI_HS_REGISTRATION", "1") != "0",
+            bcrypt_rounds=int(env.get("SYNWSGI_HS_BCRYPT_ROUNDS", DEFAULT_ROUNDS)),
             **rates,
         )
 
@@ -82,6 +88,7 @@ class HomeServer:
         relay = PostgresNotifierRelay(config.database) if self.db.postgres else None
         self.notifier = Notifier(relay)
         self.auth = Auth(self._requester_for_token)
+        self.passwords = PasswordHasher(config.bcrypt_rounds)
         self.txns = HttpTransactionCache()
         self.rooms = RoomHandler(self.store, self.notifier, config.server_name)
         self.login_limiter = _limiter("rc_login.address", config.rc_login_address)
@@ -118,6 +125,7 @@ class HomeServer:
 
     def close(self) -> None:
         self.notifier.close()
+        self.passwords.pool.close()
         self.db.close()
 
 

@@ -1,11 +1,14 @@
 """Rooms: creation, membership, sending; every write notifies the long-polls.
 
-`RoomHandler` is where the homeserver's rules live (who may join, send,
-invite), kept to what a chat client needs: public rooms are joinable by
-anyone, the others by invitation; members may send and set state. Each
-write commits, then calls `Notifier.notify` with the keys the `/sync`
-waiters listen on: the room id, and for membership changes the user whose
-membership changed (so a user's first sync after an invite or a join wakes).
+`RoomHandler` writes every event of a room through one method,
+`_authorize`, which checks it with the Matrix authorization rules
+(`auth_rules.check_event`) against the room's current state, read in the
+same transaction that then stores it: a refused event (403 M_FORBIDDEN)
+stores nothing. Room creation checks its initial events the same way
+against the state it builds. Each write commits, then calls
+`Notifier.notify` with the keys the `/sync` waiters listen on: the room id,
+and for membership changes the user whose membership changed (so a user's
+first sync after an invite or a join wakes).
 """
 
 from __future__ import annotations
@@ -17,15 +20,68 @@ from typing import Any
 
 from synwsgi import AuthError, Codes, NotFoundError, Notifier, SynapseError
 
-from .store import Event, JsonDict, Store, Txn
+from .auth_rules import CREATE, POWER_LEVELS, NewEvent, auth_state_keys, check_event
+from .redaction import redacted_content
+from .store import (
+    Event,
+    IntegrityError,
+    JsonDict,
+    Store,
+    Txn,
+    get_auth_state,
+    get_event_in,
+    has_user,
+    replace_event_content,
+)
 
 ROOM_VERSION = "10"
 
-PRESETS: dict[str, dict[str, str]] = {
-    "private_chat": {"join_rule": "invite", "history_visibility": "shared"},
-    "trusted_private_chat": {"join_rule": "invite", "history_visibility": "shared"},
-    "public_chat": {"join_rule": "public", "history_visibility": "shared"},
+# The createRoom presets, as Synapse applies them: join rule, history
+# visibility, whether invitees get the creator's level, power-level changes.
+PRESETS: dict[str, dict[str, Any]] = {
+    "private_chat": {
+        "join_rule": "invite",
+        "history_visibility": "shared",
+        "invitees_have_ops": False,
+        "power_levels": {"invite": 0},
+    },
+    "trusted_private_chat": {
+        "join_rule": "invite",
+        "history_visibility": "shared",
+        "invitees_have_ops": True,
+        "power_levels": {"invite": 0},
+    },
+    "public_chat": {
+        "join_rule": "public",
+        "history_visibility": "shared",
+        "invitees_have_ops": False,
+        "power_levels": {},
+    },
 }
+
+
+def default_power_levels(creator: str) -> JsonDict:
+    """A new room's m.room.power_levels before the preset's and the request's changes (Synapse's)."""
+    return {
+        "users": {creator: 100},
+        "users_default": 0,
+        "events": {
+            "m.room.name": 50,
+            "m.room.power_levels": 100,
+            "m.room.history_visibility": 100,
+            "m.room.canonical_alias": 50,
+            "m.room.avatar": 50,
+            "m.room.tombstone": 100,
+            "m.room.server_acl": 100,
+            "m.room.encryption": 100,
+        },
+        "events_default": 0,
+        "state_default": 50,
+        "ban": 50,
+        "kick": 50,
+        "redact": 50,
+        "invite": 50,
+    }
 
 
 def now_ms() -> int:
@@ -78,6 +134,33 @@ class RoomHandler:
             txn, self.new_event_id(), room_id, event_type, state_key, sender, content, now_ms(), txn_key
         )
 
+    def _authorize(self, txn: Txn, room_id: str, event: NewEvent) -> None:
+        """The one gate every event of an existing room passes: the authorization rules.
+
+        The state is read in the transaction that then writes the event (on
+        PostgreSQL under the writers' lock), so no other write slips between
+        the check and the write. Outside `create_room` (one transaction) a
+        room never holds its create event alone, hence `first_after_create`
+        stays False here.
+        """
+        state = get_auth_state(
+            self.store, txn, room_id, auth_state_keys(event.type, event.sender, event.state_key)
+        )
+        check_event(event, state)
+
+    def _write(
+        self,
+        txn: Txn,
+        room_id: str,
+        event_type: str,
+        sender: str,
+        content: JsonDict,
+        state_key: str | None = None,
+        txn_key: str | None = None,
+    ) -> Event:
+        self._authorize(txn, room_id, NewEvent(event_type, sender, content, state_key))
+        return self._append(txn, room_id, event_type, sender, content, state_key, txn_key)
+
     def require_joined(self, room_id: str, user_id: str, txn: Txn | None = None) -> None:
         if self.store.get_membership(room_id, user_id, txn) != "join":
             if txn is None and not self.store.room_exists(room_id):
@@ -99,7 +182,13 @@ class RoomHandler:
     # -- creating rooms ------------------------------------------------------------
 
     def create_room(self, creator: str, body: JsonDict) -> tuple[str, str | None]:
-        """Create a room from a `/createRoom` body; return (room_id, alias)."""
+        """Create a room from a `/createRoom` body; return (room_id, alias).
+
+        Every initial event passes the authorization rules against the state
+        the previous ones built (so an `initial_state` entry the creator may
+        not send, an `m.room.create` or another user's membership, refuses
+        the whole request and nothing is stored).
+        """
         preset_name = body.get("preset") or (
             "public_chat" if body.get("visibility") == "public" else "private_chat"
         )
@@ -130,37 +219,39 @@ class RoomHandler:
         for key in ("name", "topic"):
             if key in body and not isinstance(body[key], str):
                 raise SynapseError(400, f"{key} must be a string", Codes.BAD_JSON)
+        for key in ("creation_content", "power_level_content_override"):
+            if not isinstance(body.get(key, {}), dict):
+                raise SynapseError(400, f"{key} must be an object", Codes.BAD_JSON)
+
+        initial = {(item["type"], str(item.get("state_key", ""))): item["content"] for item in initial_state}
+        power_levels = initial.pop(POWER_LEVELS, None)
+        if power_levels is None:
+            power_levels = default_power_levels(creator)
+            if preset["invitees_have_ops"]:
+                power_levels["users"].update(dict.fromkeys(invites, 100))
+            power_levels.update(preset["power_levels"])
+            power_levels.update(body.get("power_level_content_override", {}))
 
         room_id = f"!{random_string()}:{self.server_name}"
+        create_content = {
+            **body.get("creation_content", {}),
+            "creator": creator,
+            "room_version": ROOM_VERSION,
+        }
         state: list[tuple[str, str, JsonDict]] = [
-            (
-                "m.room.create",
-                "",
-                {"creator": creator, "room_version": ROOM_VERSION, **body.get("creation_content", {})},
-            ),
+            ("m.room.create", "", create_content),
             ("m.room.member", creator, {"membership": "join"}),
-            (
-                "m.room.power_levels",
-                "",
-                {
-                    "users": {creator: 100},
-                    "users_default": 0,
-                    "events_default": 0,
-                    "state_default": 50,
-                    "ban": 50,
-                    "kick": 50,
-                    "redact": 50,
-                    "invite": 0,
-                    "events": {},
-                },
-            ),
+            ("m.room.power_levels", "", power_levels),
         ]
-        if alias is not None:
+        if alias is not None and ("m.room.canonical_alias", "") not in initial:
             state.append(("m.room.canonical_alias", "", {"alias": alias}))
-        state.append(("m.room.join_rules", "", {"join_rule": preset["join_rule"]}))
-        state.append(("m.room.history_visibility", "", {"history_visibility": preset["history_visibility"]}))
-        for item in initial_state:
-            state.append((item["type"], str(item.get("state_key", "")), item["content"]))
+        if ("m.room.join_rules", "") not in initial:
+            state.append(("m.room.join_rules", "", {"join_rule": preset["join_rule"]}))
+        if ("m.room.history_visibility", "") not in initial:
+            state.append(
+                ("m.room.history_visibility", "", {"history_visibility": preset["history_visibility"]})
+            )
+        state += [(event_type, key, content) for (event_type, key), content in initial.items()]
         if "name" in body:
             state.append(("m.room.name", "", {"name": body["name"]}))
         if "topic" in body:
@@ -172,35 +263,55 @@ class RoomHandler:
             self.store.create_room(txn, room_id, creator)
             if alias is not None and not self.store.add_alias(txn, alias, room_id):
                 raise SynapseError(400, "Room alias already taken", Codes.ROOM_IN_USE)
-            events = [self._append(txn, room_id, t, creator, content, key) for t, key, content in state]
+            built: dict[tuple[str, str], JsonDict] = {}
+            events = []
+            for event_type, key, content in state:
+                check_event(
+                    NewEvent(event_type, creator, content, key),
+                    built,
+                    first_after_create=list(built) == [CREATE],
+                )
+                events.append(self._append(txn, room_id, event_type, creator, content, key))
+                built[(event_type, key)] = content
         self._notify(events)
         return room_id, alias
 
     # -- membership ----------------------------------------------------------------
 
-    def update_membership(self, sender: str, room_id: str, target: str, membership: str) -> Event:
+    def update_membership(
+        self,
+        sender: str,
+        room_id: str,
+        target: str,
+        membership: str,
+        reason: str | None = None,
+        action: str | None = None,
+    ) -> Event:
+        """A membership change, through the authorization rules.
+
+        `action` is the endpoint's verb where it adds a condition of its own
+        (as Synapse's): `kick` needs a target in the room (joined, invited),
+        `unban` a banned one.
+        """
+        content: JsonDict = {"membership": membership}
+        if reason is not None:
+            content["reason"] = reason
         with self.store.db.transaction() as txn:
             if txn.fetchone("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)) is None:
                 raise NotFoundError("Unknown room")
-            current = self.store.get_membership(room_id, target, txn)
-            sender_membership = self.store.get_membership(room_id, sender, txn)
-            if membership == "join":
-                rule = self.store.get_state_event(room_id, "m.room.join_rules", "", txn)
-                public = rule is not None and rule.content.get("join_rule") == "public"
-                if current not in ("join", "invite") and not public:
-                    raise AuthError(403, "You are not invited to this room.", Codes.FORBIDDEN)
-                if current == "ban":
-                    raise AuthError(403, "You are banned from this room.", Codes.FORBIDDEN)
-            elif membership == "invite":
-                if sender_membership != "join":
-                    raise AuthError(403, f"User {sender} not in room {room_id}", Codes.FORBIDDEN)
-                if current in ("join", "ban"):
-                    raise AuthError(403, f"{target} is already in the room.", Codes.FORBIDDEN)
-                if txn.fetchone("SELECT 1 FROM users WHERE user_id = ?", (target,)) is None:
-                    raise NotFoundError(f"Unknown user {target}")
-            elif membership == "leave" and current not in ("join", "invite"):
-                raise AuthError(403, f"User {target} not in room {room_id}", Codes.FORBIDDEN)
-            event = self._append(txn, room_id, "m.room.member", sender, {"membership": membership}, target)
+            new = NewEvent("m.room.member", sender, content, target)
+            self._authorize(txn, room_id, new)
+            if action in ("kick", "unban"):
+                current = self.store.get_membership(room_id, target, txn)
+                if action == "kick" and current not in ("join", "invite", "knock"):
+                    raise AuthError(403, "The target user is not in the room", Codes.FORBIDDEN)
+                if action == "unban" and current != "ban":
+                    raise SynapseError(
+                        403, f"Cannot unban user who was not banned (membership={current})", Codes.BAD_STATE
+                    )
+            if membership == "invite" and not has_user(txn, target):
+                raise NotFoundError(f"Unknown user {target}")
+            event = self._append(txn, room_id, "m.room.member", sender, content, target)
         self._notify([event])
         return event
 
@@ -215,24 +326,55 @@ class RoomHandler:
         state_key: str | None = None,
         txn_key: str | None = None,
     ) -> Event:
-        """Append an event from a member; with a `txn_key` seen before, return that event.
+        """Append an event; with a `txn_key` seen before, return that event.
 
         The txn key is unique in the database: a retry (from another worker
         or host, or after a restart) fails to insert and gets the stored
-        event, with no extra query on the common path.
+        event. An `m.room.redaction` sent here is a redaction (of
+        `content.redacts`), as through `/redact`.
         """
-        if event_type == "m.room.member":
-            raise SynapseError(400, "Use the membership endpoints for m.room.member", Codes.BAD_JSON)
-        if event_type == "m.room.create":
-            raise AuthError(403, "m.room.create cannot be changed", Codes.FORBIDDEN)
-        from .store import IntegrityError
-
+        if event_type == "m.room.redaction" and state_key is None:
+            redacts = content.get("redacts")
+            if not isinstance(redacts, str):
+                raise SynapseError(400, "A redaction needs content.redacts", Codes.BAD_JSON)
+            return self.redact(sender, room_id, redacts, content, txn_key)
         try:
             with self.store.db.transaction() as txn:
-                event = self._append(txn, room_id, event_type, sender, content, state_key, txn_key)
-                self.require_joined(room_id, sender, txn)
-        except IntegrityError:
-            # This transaction id was used before (or by a request racing this one).
+                event = self._write(txn, room_id, event_type, sender, content, state_key, txn_key)
+        except (IntegrityError, AuthError):
+            # This transaction id was used before (or by a request racing this
+            # one): the retry gets that event, even if the sender may no longer send.
+            existing = self.store.get_event_by_txn(txn_key) if txn_key else None
+            if existing is None:
+                raise
+            return existing
+        self._notify([event])
+        return event
+
+    def redact(
+        self, sender: str, room_id: str, redacts: str, content: JsonDict, txn_key: str | None = None
+    ) -> Event:
+        """An `m.room.redaction` of `redacts`, and the redacted event's content stripped.
+
+        The redaction event holds `redacts` in its content (where room
+        version 11 keeps it; clients see it at the top level too). The
+        stripped content replaces the stored one, so `/messages`, `/sync`
+        and `/event` serve it redacted from then on.
+        """
+        content = {**content, "redacts": redacts}
+        try:
+            with self.store.db.transaction() as txn:
+                target = get_event_in(txn, redacts)
+                if target is None or target.room_id != room_id:
+                    raise NotFoundError("Event not found.")
+                self._authorize(
+                    txn,
+                    room_id,
+                    NewEvent("m.room.redaction", sender, content, None, target.sender, target.type),
+                )
+                event = self._append(txn, room_id, "m.room.redaction", sender, content, None, txn_key)
+                replace_event_content(txn, target.event_id, redacted_content(target.type, target.content))
+        except (IntegrityError, AuthError):
             existing = self.store.get_event_by_txn(txn_key) if txn_key else None
             if existing is None:
                 raise

@@ -284,6 +284,10 @@ class Event:
         }
         if self.state_key is not None:
             event["state_key"] = self.state_key
+        if self.type == "m.room.redaction" and "redacts" in self.content:
+            # Stored in the content (room version 11's place); room version 10
+            # has it at the top level: clients read either, as Synapse serves both.
+            event["redacts"] = self.content["redacts"]
         if txn_prefix is not None and self.txn_key is not None and self.txn_key.startswith(txn_prefix):
             event["unsigned"]["transaction_id"] = self.txn_key[len(txn_prefix) :]
         return event
@@ -659,3 +663,57 @@ class Store:
 
 def _prefixed(alias: str) -> str:
     return ", ".join(f"{alias}.{column.strip()}" for column in EVENT_COLUMNS.split(","))
+
+
+# -- authorization rules, redactions, password hashes (hsauth) -------------------
+#
+# Kept together at the end of the module: the queries that the room
+# authorization rules (`auth_rules.py`), redactions and password re-hashing
+# need, on the SQL plumbing above. Functions of a `Store` (or of a transaction),
+# so that they merge apart from the class above.
+
+
+def get_auth_state(
+    store: Store, txn: Txn, room_id: str, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], JsonDict]:
+    """The contents of the current state entries `keys` of a room: what the rules check against.
+
+    On PostgreSQL the writers' lock is taken first (in its own statement, so
+    that the read after it sees every write committed before it was granted):
+    the state checked is then the state the event is written on, with no
+    other writer in between. On SQLite the write transaction already holds
+    the database.
+    """
+    if store.db.postgres:
+        txn.fetchone("SELECT pg_advisory_xact_lock(?)", (_STREAM_LOCK,))
+    wanted = list(dict.fromkeys(keys))
+    if not wanted:
+        return {}
+    condition = " OR ".join("(s.type = ? AND s.state_key = ?)" for _ in wanted)
+    rows = txn.fetchall(
+        "SELECT s.type, s.state_key, e.content FROM current_state s JOIN events e ON e.event_id = s.event_id"
+        f" WHERE s.room_id = ? AND ({condition})",
+        (room_id, *(part for key in wanted for part in key)),
+    )
+    return {(row[0], row[1]): json.loads(row[2]) for row in rows}
+
+
+def get_event_in(txn: Txn, event_id: str) -> Event | None:
+    """`Store.get_event` inside a transaction already open (a write's)."""
+    row = txn.fetchone(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+    return _event(row) if row else None
+
+
+def has_user(txn: Txn, user_id: str) -> bool:
+    return txn.fetchone("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
+
+
+def replace_event_content(txn: Txn, event_id: str, content: JsonDict) -> None:
+    """Store the redacted form of an event: only what the redaction algorithm keeps."""
+    txn.execute("UPDATE events SET content = ? WHERE event_id = ?", (json.dumps(content), event_id))
+
+
+def set_password_hash(store: Store, user_id: str, password_hash: str) -> None:
+    """Replace a user's hash (an old PBKDF2 hash is upgraded to bcrypt at the next login)."""
+    with store.db.transaction() as txn:
+        txn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id))

@@ -24,6 +24,33 @@ DEFAULT_TIMELINE_LIMIT = 10
 ROOM_CACHE_SIZE = 2048
 
 
+PRIVATE_RECEIPT = "m.read.private"
+# What one read of a room gives every user woken for it: its newest events,
+# the ephemeral events all members see, and the private receipts
+# (user_id, event_id, ts), each for its owner only.
+RoomRead = tuple[list[Event], list[JsonDict], list[tuple[str, str, int]]]
+
+
+def with_private_receipts(
+    ephemeral: list[JsonDict], user_id: str, own: list[tuple[str, int]]
+) -> list[JsonDict]:
+    """`ephemeral` (shared, left untouched) plus `user_id`'s own private receipts in its m.receipt."""
+    merged: list[JsonDict] = []
+    receipt: JsonDict | None = None
+    for event in ephemeral:
+        if event["type"] == "m.receipt":
+            receipt = {"type": "m.receipt", "content": {k: dict(v) for k, v in event["content"].items()}}
+            merged.append(receipt)
+        else:
+            merged.append(event)
+    if receipt is None:
+        receipt = {"type": "m.receipt", "content": {}}
+        merged.append(receipt)
+    for event_id, ts in own:
+        receipt["content"].setdefault(event_id, {})[PRIVATE_RECEIPT] = {user_id: {"ts": ts}}
+    return merged
+
+
 def parse_token(token: str | None) -> int | None:
     if token is None:
         return None
@@ -84,9 +111,7 @@ class SyncHandler:
         self.notifier = notifier
         self._cache_lock = threading.Lock()
         self._reading: dict[tuple[str, int, int, int], threading.Event] = {}
-        self._room_cache: OrderedDict[tuple[str, int, int, int], tuple[list[Event], list[JsonDict]]] = (
-            OrderedDict()
-        )
+        self._room_cache: OrderedDict[tuple[str, int, int, int], RoomRead] = OrderedDict()
 
     def wait_for_sync_for_user(self, config: SyncConfig, since: int | None, timeout_ms: int) -> SyncResult:
         if since is None or config.full_state or timeout_ms <= 0:
@@ -156,7 +181,10 @@ class SyncHandler:
         """A joined room's section: the whole room when `since` is None, else what changed."""
         store = self.store
         limit = config.timeline_limit
-        newest, ephemeral = self._room_changes(txn, room_id, since or 0, upto, limit + 1)
+        newest, ephemeral, private = self._room_changes(txn, room_id, since or 0, upto, limit + 1)
+        own = [(event_id, ts) for user_id, event_id, ts in private if user_id == config.user_id]
+        if own:
+            ephemeral = with_private_receipts(ephemeral, config.user_id, own)
         limited = len(newest) > limit
         timeline = list(reversed(newest[:limit]))
         if since is not None and not timeline and not ephemeral:
@@ -198,15 +226,15 @@ class SyncHandler:
             room["summary"] = {"m.joined_member_count": joined_count}
         return room
 
-    def _room_changes(
-        self, txn: Txn, room_id: str, since: int, upto: int, limit: int
-    ) -> tuple[list[Event], list[JsonDict]]:
+    def _room_changes(self, txn: Txn, room_id: str, since: int, upto: int, limit: int) -> RoomRead:
         """A room's newest events and its ephemeral events in (since, upto], shared by users.
 
         When one message wakes thousands of long-polls, they all ask this of
         the same room with the same `since` and `upto`: the answer is read
         once and kept (events are immutable; only positions already
-        committed are asked for). Per-user parts are added by the caller.
+        committed are asked for). Per-user parts are added by the caller:
+        private read receipts are kept apart from the shared ephemeral
+        events, and each user gets only his own.
         While one request reads it (on PostgreSQL the others run meanwhile),
         the others wait for that read instead of repeating it.
         """
@@ -235,9 +263,7 @@ class SyncHandler:
             with self._cache_lock:
                 self._reading.pop(key).set()
 
-    def _read_room(
-        self, txn: Txn, room_id: str, since: int, upto: int, limit: int
-    ) -> tuple[list[Event], list[JsonDict]]:
+    def _read_room(self, txn: Txn, room_id: str, since: int, upto: int, limit: int) -> RoomRead:
         changes = self.store.get_room_changes(txn, room_id, since, upto, limit)
         ephemeral: list[JsonDict] = []
         if any(stream_id > since for _, _, stream_id in changes.typing):
@@ -245,12 +271,16 @@ class SyncHandler:
             typing = sorted(user_id for user_id, expires, _ in changes.typing if expires > now)
             if since > 0 or typing:
                 ephemeral.append({"type": "m.typing", "content": {"user_ids": typing}})
-        if changes.receipts:
-            content: dict[str, Any] = {}
-            for user_id, receipt_type, event_id, ts in changes.receipts:
+        content: dict[str, Any] = {}
+        private: list[tuple[str, str, int]] = []
+        for user_id, receipt_type, event_id, ts in changes.receipts:
+            if receipt_type == PRIVATE_RECEIPT:
+                private.append((user_id, event_id, ts))
+            else:
                 content.setdefault(event_id, {}).setdefault(receipt_type, {})[user_id] = {"ts": ts}
+        if content:
             ephemeral.append({"type": "m.receipt", "content": content})
-        return changes.events, ephemeral
+        return changes.events, ephemeral, private
 
     def _invite_state(self, txn: Txn, room_id: str, user_id: str) -> list[JsonDict]:
         wanted = {

@@ -35,7 +35,13 @@ READY_PATH = "/_matrix/client/versions"
 
 
 def homeserver_env(database: str, **extra: str) -> dict[str, str]:
-    return {"SYNWSGI_HS_DATABASE": database, "SYNWSGI_PARKED_POLLS": "1000", **extra}
+    # bcrypt's lowest cost: the tests register many users (the hashing's own test sets its cost).
+    return {
+        "SYNWSGI_HS_DATABASE": database,
+        "SYNWSGI_PARKED_POLLS": "1000",
+        "SYNWSGI_HS_BCRYPT_ROUNDS": "4",
+        **extra,
+    }
 
 
 def start_homeserver(

@@ -43,7 +43,9 @@ class User:
 
 @pytest.fixture
 def client() -> Iterator[Client]:
-    app = create_app(database=":memory:", rc_login_failed=(0.01, 2), rc_message=(1000.0, 1000))
+    app = create_app(
+        database=":memory:", rc_login_failed=(0.01, 2), rc_message=(1000.0, 1000), bcrypt_rounds=4
+    )
     client = Client(app)
     # The app itself, also when wsgiref's validator wraps what the Client calls.
     client.homeserver = app.homeserver  # type: ignore[attr-defined]

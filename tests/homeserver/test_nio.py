@@ -15,21 +15,26 @@ from nio import (
     JoinResponse,
     LoginError,
     MessageDirection,
+    ReceiptEvent,
+    ReceiptType,
     RegisterResponse,
     RoomCreateResponse,
     RoomGetStateEventResponse,
     RoomMessagesResponse,
     RoomPreset,
+    RoomPutStateError,
     RoomPutStateResponse,
     RoomSendResponse,
     SyncResponse,
+    UpdateReceiptMarkerResponse,
 )
 
 from ._client_helpers import raw_json, unique
 
 pytestmark = pytest.mark.timeout(180)
 
-ODD_STATE_KEYS = ["a/b", "100%", "50%25", "ünïcødé ☃", "with space", "?q=1#frag", "", "@x:y/z"]
+# (A key that starts with "@" is that user's: the authorization rules refuse it to anyone else.)
+ODD_STATE_KEYS = ["a/b", "100%", "50%25", "ünïcødé ☃", "with space", "?q=1#frag", "", "x@y:z/w"]
 
 
 async def register(url: str, name: str) -> AsyncClient:
@@ -51,6 +56,17 @@ def bodies(sync: SyncResponse, room_id: str) -> list[str]:
     if room is None:
         return []
     return [event.body for event in room.timeline.events if hasattr(event, "body")]
+
+
+def receipts(sync: SyncResponse, room_id: str) -> set[tuple[str, str]]:
+    """(user, receipt type) of every receipt in a room's ephemeral events."""
+    room = sync.rooms.join.get(room_id)
+    return {
+        (receipt.user_id, str(getattr(receipt.receipt_type, "value", receipt.receipt_type)))
+        for event in (room.ephemeral if room else [])
+        if isinstance(event, ReceiptEvent)
+        for receipt in event.receipts
+    }
 
 
 async def parked_sync_wakes(
@@ -137,6 +153,23 @@ async def nio_flow(url: str) -> dict[str, Any]:
         figures["wake_latencies_s"] = latencies
         assert max(latencies) < 0.5, latencies
 
+        # Receipts: a public one reaches every member, a private one only its owner.
+        read_me = await alice.room_send(
+            lobby, "m.room.message", {"msgtype": "m.text", "body": "r"}, tx_id="r"
+        )
+        assert isinstance(read_me, RoomSendResponse), read_me
+        alice_mark = (await sync_once(alice, alice_token)).next_batch
+        bob_mark = (await sync_once(bob, bob_token)).next_batch
+        marked = await bob.update_receipt_marker(lobby, read_me.event_id, ReceiptType.read_private)
+        assert isinstance(marked, UpdateReceiptMarkerResponse), marked
+        marked = await alice.update_receipt_marker(lobby, read_me.event_id, ReceiptType.read)
+        assert isinstance(marked, UpdateReceiptMarkerResponse), marked
+        assert receipts(await sync_once(alice, alice_mark), lobby) == {(alice.user_id, "m.read")}
+        assert receipts(await sync_once(bob, bob_mark), lobby) == {
+            (alice.user_id, "m.read"),
+            (bob.user_id, "m.read.private"),
+        }
+
         # A retried transaction id gives the same event, stored once.
         content = {"msgtype": "m.text", "body": "only once"}
         first = await alice.room_send(lobby, "m.room.message", content, tx_id="retry-me")
@@ -148,6 +181,8 @@ async def nio_flow(url: str) -> dict[str, Any]:
         for key in ODD_STATE_KEYS:
             put = await alice.room_put_state(lobby, "org.example.odd", {"key": key}, state_key=key)
             assert isinstance(put, RoomPutStateResponse), (key, put)
+        refused = await alice.room_put_state(lobby, "org.example.odd", {}, state_key="@x:y/z")
+        assert isinstance(refused, RoomPutStateError) and refused.status_code == "M_FORBIDDEN", refused
         for key in ODD_STATE_KEYS:
             got = await bob.room_get_state_event(lobby, "org.example.odd", key)
             assert isinstance(got, RoomGetStateEventResponse), (key, got)

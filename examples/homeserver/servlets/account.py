@@ -4,10 +4,7 @@ filters, account data, presence)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
-import secrets
 from typing import TYPE_CHECKING, Any
 
 from synwsgi import (
@@ -22,28 +19,13 @@ from synwsgi import (
 )
 
 from ..rooms import now_ms, random_string
+from ..store import set_password_hash
 from ._common import client_patterns
 
 if TYPE_CHECKING:
     from ..app import HomeServer
 
 USERNAME_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
-PBKDF2_ITERATIONS = 20_000
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_hex(8)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), PBKDF2_ITERATIONS)
-    return f"pbkdf2_sha256${PBKDF2_ITERATIONS}${salt}${digest.hex()}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    try:
-        _, iterations, salt, digest = stored.split("$")
-        computed = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), int(iterations))
-    except ValueError:
-        return False
-    return hmac.compare_digest(computed.hex(), digest)
 
 
 class VersionsServlet(RestServlet):
@@ -85,9 +67,11 @@ class LoginServlet(_HsServlet):
         # Failed attempts per account, as Synapse: checked first, counted on failure.
         self.hs.failed_login_limiter.ratelimit(None, key=user_id.lower(), update=False)
         stored = self.store.get_password_hash(user_id)
-        if stored is None or not check_password(password, stored):
+        if stored is None or not self.hs.passwords.verify(password, stored):
             self.hs.failed_login_limiter.can_do_action(None, key=user_id.lower())
             raise AuthError(403, "Invalid username or password", Codes.FORBIDDEN)
+        if self.hs.passwords.needs_rehash(stored):
+            set_password_hash(self.store, user_id, self.hs.passwords.hash(password))
         device_id = body.get("device_id") if isinstance(body.get("device_id"), str) else None
         return 200, self.hs.login_response(user_id, device_id)
 
@@ -127,7 +111,7 @@ class RegisterServlet(_HsServlet):
         password = body.get("password")
         if not isinstance(password, str) or not password:
             raise SynapseError(400, "Missing password", Codes.MISSING_PARAM)
-        if not self.store.create_user(user_id, hash_password(password), now_ms()):
+        if not self.store.create_user(user_id, self.hs.passwords.hash(password), now_ms()):
             raise SynapseError(400, "User ID already taken.", Codes.USER_IN_USE)
         if body.get("inhibit_login"):
             return 200, {"user_id": user_id, "home_server": self.hs.config.server_name}

@@ -61,21 +61,68 @@ class JoinRoomAliasServlet(_RoomServlet):
 
 
 class RoomMembershipServlet(_RoomServlet):
-    """`POST /rooms/{roomId}/(join|leave|invite)`."""
+    """`POST /rooms/{roomId}/(join|leave|invite|kick|ban|unban)`.
 
-    PATTERNS = client_patterns(f"/rooms/{ROOM}/(?P<membership>join|leave|invite)$", v1=True)
+    Each is a membership event, decided by the authorization rules: kick and
+    unban write `leave` for the target, ban `ban`, invite `invite`; `reason`
+    is kept in the event's content.
+    """
 
-    def on_POST(self, request: SynapseRequest, room_id: str, membership: str) -> tuple[int, Any]:
+    PATTERNS = client_patterns(f"/rooms/{ROOM}/(?P<action>join|leave|invite|kick|ban|unban)$", v1=True)
+    MEMBERSHIP = {
+        "join": "join",
+        "leave": "leave",
+        "invite": "invite",
+        "kick": "leave",
+        "ban": "ban",
+        "unban": "leave",
+    }
+
+    def on_POST(self, request: SynapseRequest, room_id: str, action: str) -> tuple[int, Any]:
         requester = self.auth.get_user_by_req(request)
         body = parse_json_object_from_request(request, allow_empty_body=True)
         target = requester.user_id
-        if membership == "invite":
+        if action not in ("join", "leave"):
             target = body.get("user_id")  # type: ignore[assignment]
             if not isinstance(target, str) or not target.startswith("@"):
                 raise SynapseError(400, "Missing user_id", Codes.MISSING_PARAM)
+        reason = body.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise SynapseError(400, "reason must be a string", Codes.BAD_JSON)
         room_id = self.rooms.resolve_room(room_id)
-        self.rooms.update_membership(requester.user_id, room_id, target, membership)
-        return 200, {"room_id": room_id} if membership == "join" else {}
+        self.rooms.update_membership(
+            requester.user_id, room_id, target, self.MEMBERSHIP[action], reason=reason, action=action
+        )
+        return 200, {"room_id": room_id} if action == "join" else {}
+
+
+class RoomRedactServlet(_RoomServlet):
+    """`PUT /rooms/{roomId}/redact/{eventId}/{txnId}`: idempotent per device and txn id, as a send."""
+
+    PATTERNS = client_patterns(f"/rooms/{ROOM}/redact/(?P<event_id>[^/]*)/(?P<txn_id>[^/]*)$", v1=True)
+
+    def on_PUT(self, request: SynapseRequest, room_id: str, event_id: str, txn_id: str) -> tuple[int, Any]:
+        requester = self.auth.get_user_by_req(request)
+        response: tuple[int, Any] = self.hs.txns.fetch_or_execute_request(
+            request, requester, lambda: self._redact(request, requester, room_id, event_id, txn_id)
+        )
+        return response
+
+    def _redact(
+        self, request: SynapseRequest, requester: Any, room_id: str, event_id: str, txn_id: str
+    ) -> tuple[int, Any]:
+        content = parse_json_object_from_request(request, allow_empty_body=True)
+        if content.get("redacts", event_id) != event_id:
+            raise SynapseError(
+                400, "content.redacts differs from the event id of the path", Codes.INVALID_PARAM
+            )
+        self.hs.message_limiter.ratelimit(requester)
+        # Another endpoint, so its own transaction ids (the spec scopes them per
+        # device and endpoint): a /send and a /redact with the same id are two
+        # requests. (The sender's sync then shows no transaction_id for it.)
+        txn_key = "redact|" + self.hs.txn_prefix(requester) + txn_id
+        event = self.rooms.redact(requester.user_id, room_id, event_id, content, txn_key=txn_key)
+        return 200, {"event_id": event.event_id}
 
 
 class RoomSendEventServlet(_RoomServlet):
@@ -128,9 +175,10 @@ class RoomStateEventServlet(_RoomServlet):
         content = parse_json_object_from_request(request)
         if event_type == "m.room.member":
             membership = content.get("membership")
-            if membership not in ("join", "leave", "invite") or state_key is None:
-                raise SynapseError(400, "Unsupported membership", Codes.BAD_JSON)
-            event = self.rooms.update_membership(requester.user_id, room_id, state_key, membership)
+            if not isinstance(membership, str) or state_key is None:
+                raise SynapseError(400, "A membership event needs a user id and a membership", Codes.BAD_JSON)
+            reason = content.get("reason") if isinstance(content.get("reason"), str) else None
+            event = self.rooms.update_membership(requester.user_id, room_id, state_key, membership, reason)
         else:
             event = self.rooms.send_event(requester.user_id, room_id, event_type, content, state_key or "")
         return 200, {"event_id": event.event_id}
@@ -274,9 +322,10 @@ class ReceiptServlet(_RoomServlet):
             self.hs.notifier.notify([user_id], position)
             return
         position = self.store.set_receipt(room_id, user_id, receipt_type, event_id, now_ms())
-        # Private receipts reach only their owner; this small server sends them
-        # to the room's waiters anyway, and /sync shows only m.read to others.
-        self.hs.notifier.notify([room_id], position)
+        # A private receipt reaches only its owner: only the owner's long-polls
+        # wake, and /sync gives it to nobody else (SyncHandler keeps it apart
+        # from the room's shared read).
+        self.hs.notifier.notify([user_id] if receipt_type == "m.read.private" else [room_id], position)
 
 
 class ReadMarkerServlet(ReceiptServlet):
@@ -320,6 +369,7 @@ SERVLETS = (
     CreateRoomServlet,
     JoinRoomAliasServlet,
     RoomMembershipServlet,
+    RoomRedactServlet,
     RoomSendEventServlet,
     RoomStateEventServlet,
     RoomStateServlet,
