@@ -10,9 +10,9 @@ DOCS = ["sphinx>=7"]
 GEVENT = ["gunicorn[gevent]>=23", "gevent>=24.2"]
 # parse_and_validate_json_object_from_request / validate_json_object (pydantic v2 models)
 PYDANTIC = ["pydantic>=2"]
-# the notifier's PostgreSQL relay and examples/homeserver on PostgreSQL
-# (3.2: Connection.notifies(timeout=); gevent-cooperative since 3.1.14)
-# examples/homeserver's password hashes: bcrypt, as Synapse stores them (a deliberately
+# psycopg: the notifier's PostgreSQL relay and examples/homeserver on PostgreSQL
+# (3.2: Connection.notifies(timeout=); gevent-cooperative since 3.1.14).
+# bcrypt: examples/homeserver's password hashes, as Synapse stores them (a deliberately
 # slow hash with its salt and cost inside; a compiled wheel that releases the GIL while
 # hashing, so the example runs it in a thread pool off the gevent hub)
 HOMESERVER = ["psycopg[binary]>=3.2", "bcrypt>=4.1"]
