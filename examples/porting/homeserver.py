@@ -19,8 +19,9 @@ from typing import Any
 
 from synwsgi import JsonResource, Site
 from synwsgi.auth import Auth, Requester, create_requester
+from synwsgi.clock import MonotonicClock
 from synwsgi.ratelimiting import RatelimitSettings
-from synwsgi.transactions import Clock, MonotonicClock
+from synwsgi.transactions import Clock
 from synwsgi.types import JsonDict
 
 
