@@ -15,8 +15,8 @@ The life of a request (`Site.wsgi_app`, one `try` around all of it):
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, devserver, transactions
--> body, paths, policy, runtime, rest -> compat, responses, routing -> request
+errors, config, headers, jsonenc, cancellation, collector, connection, devserver,
+pywsgi_worker, transactions -> body, paths, policy, runtime, rest -> compat, responses, routing -> request
 -> errormap, hooks, logcontext, notifier, resources, results
 -> servlet, accesslog, static, tracing, site -> auth, metrics -> ratelimiting, types.
 """
