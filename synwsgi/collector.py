@@ -1,0 +1,109 @@
+"""Full garbage collections, moved out of the way of a gevent worker's big responses.
+
+CPython collects the oldest generation (a *full* collection, walking every
+tracked object) once the objects that survived the young generations reach a
+quarter of the old ones, in whichever greenlet happens to allocate, so under
+gevent every request of the worker waits for it. Building a big body (a
+`/sync` of 100 000 events is ~100 000 tracked dicts) triggers several, each
+walking the bodies still alive: measured on one gevent worker while two
+clients fetch such bodies, 24-97 ms each, which every other request waited
+out (the young collections stay short: 700 and ~7 000 objects).
+
+Synapse manages its collector itself (`synapse/metrics/_gc.py`: automatic
+collection off, each generation collected from a timer with a minimum time
+between collections); on this workload that is worse (its young collections,
+run once a second, walked a second of allocations: 10-115 ms). Here the
+young generations stay automatic and only full collections are paced: a
+timer on the hub runs one when CPython would have (more than the third
+threshold's count of young collections since the last), no sooner than
+`min_interval` s after the last, and preferably while no big JSON body is
+being sent (`runtime` counts those), when the heap is small and the walk
+short; after `max_delay` s it runs anyway. Garbage in cycles is still
+collected, only later.
+
+Installed by `runtime` the first time a gevent worker serves a request, when
+`ServerConfig.gc_pacing` is on (the default); threaded workers keep CPython's
+own collection (a thread that collects does not stop the others for long).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between the hub's checks; least and most seconds between two full collections.
+CHECK_INTERVAL = 0.25
+MIN_INTERVAL = 10.0
+MAX_DELAY = 120.0
+#: The third threshold while paced: CPython never starts a full collection itself.
+_NEVER = 2**31 - 1
+
+
+class GCPacer:
+    """Full collections from a hub timer (see the module docstring)."""
+
+    def __init__(
+        self,
+        busy: Callable[[], bool],
+        min_interval: float = MIN_INTERVAL,
+        max_delay: float = MAX_DELAY,
+        check_interval: float = CHECK_INTERVAL,
+    ) -> None:
+        self.busy = busy
+        self.min_interval = min_interval
+        self.max_delay = max_delay
+        self.check_interval = check_interval
+        self._last = time.monotonic()
+        self._threshold = 10
+        self._timer: Any = None
+        #: Full collections run, and the longest (s): what the pacing costs.
+        self.collections = 0
+        self.longest = 0.0
+
+    def start(self, loop: Any) -> None:
+        """Take full collections over from CPython, checking every `check_interval` s on `loop`."""
+        young, middle, self._threshold = gc.get_threshold()
+        gc.set_threshold(young, middle, _NEVER)
+        self._timer = loop.timer(self.check_interval, self.check_interval)
+        self._timer.start(self.tick)
+
+    def stop(self) -> None:
+        """Give full collections back to CPython."""
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer.close()
+            self._timer = None
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, self._threshold)
+
+    def tick(self) -> None:
+        """Run a full collection if one is due and now is a good time (runs in the hub)."""
+        if gc.get_count()[2] <= self._threshold or not gc.isenabled():
+            return
+        now = time.monotonic()
+        waited = now - self._last
+        if waited < self.min_interval or (waited < self.max_delay and self.busy()):
+            return
+        gc.collect(2)
+        done = time.monotonic()
+        self._last = done
+        self.collections += 1
+        self.longest = max(self.longest, done - now)
+        logger.debug("full garbage collection: %.1f ms", (done - now) * 1000)
+
+
+_installed: GCPacer | None = None
+
+
+def install(loop: Any, busy: Callable[[], bool]) -> GCPacer:
+    """Pace this process's full collections on `loop`, once (later calls return the same pacer)."""
+    global _installed  # one collector per process, one pacer for it
+    if _installed is None:
+        _installed = GCPacer(busy)
+        _installed.start(loop)
+    return _installed
