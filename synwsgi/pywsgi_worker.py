@@ -1,24 +1,32 @@
-"""gunicorn's `gevent_pywsgi` worker with five fixes: `worker_class = "synwsgi.pywsgi_worker.PyWSGIWorker"`.
+"""gunicorn's `gevent_pywsgi` worker with six fixes: `worker_class = "synwsgi.pywsgi_worker.PyWSGIWorker"`.
 
 gunicorn's `gevent_pywsgi` worker serves through `gevent.pywsgi`, which costs
 about two thirds of what its `gevent` worker does per request (one worker,
 wrk -c32: 10.1-11.2k vs 6.4-7.6k requests per CPU-second for a raw WSGI app).
 synwsgi works on it as it is (it finds the client socket in
 `environ["gunicorn.sock"]`), but `gevent.pywsgi` itself differs from
-gunicorn's HTTP handling in five ways this subclass puts right:
+gunicorn's HTTP handling in six ways this subclass puts right:
 
 * **HEAD of a streamed response**: pywsgi announces it chunked, as the GET
   would be, then also writes the last chunk (`0\\r\\n\\r\\n`), which a
   keep-alive client then reads as the start of the next response;
-* **two `Content-Length` headers**: pywsgi passes on the first, where gunicorn
-  answers 400 (a proxy that used the other one would see another request in
-  the body: request smuggling);
+* **a strict request head**: pywsgi passes on the first of two
+  `Content-Length` headers, drops a `Content-Length` sent with
+  `Transfer-Encoding`, and takes lower-case or odd methods and raw non-ASCII
+  bytes in the target; gunicorn answers all of them 400 (a proxy that read
+  the head another way would see another request in the body: request
+  smuggling), and so does this handler, with gunicorn's small HTML page;
 * **no time limit on a request head**: a client that sends one header line
   every few seconds, or keeps a connection open and sends nothing, holds one
   of the worker's connections for ever; here, as in gunicorn's own workers,
   the head (and the next request on a kept-alive connection) must arrive
   within gunicorn's `keepalive` seconds, and `keepalive = 0` closes each
   connection after one response;
+* **limits on a request head**: pywsgi ignores gunicorn's
+  `limit_request_line`, `limit_request_fields` and `limit_request_field_size`
+  (a 64 KiB header line or 100 fields of 64 KiB reach the application), and
+  answers its own bounds with a bare 400; here they apply as under gunicorn's
+  workers, with gunicorn's 414 and 431 (a small HTML page);
 * **ending a connection**: when the application asks to close it (408/413
   with the body left unread, see `connection.ask_server_to_close`), or with
   `keepalive = 0`, pywsgi closes after the response without saying so; here
@@ -31,6 +39,8 @@ gunicorn's HTTP handling in five ways this subclass puts right:
 
 from __future__ import annotations
 
+import http.client
+import re
 from typing import Any
 
 import gevent
@@ -41,41 +51,118 @@ class _HeadTimedOut(Exception):
     """The request head did not arrive within `keepalive` seconds."""
 
 
+class _HeadRefused(Exception):
+    """A request head over gunicorn's `limit_request_*` settings."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+    def response(self) -> tuple[str, bytes]:
+        """What pywsgi's handler sends before closing: a small HTML page, as gunicorn's own."""
+        body = f"<html><head><title>{self.reason}</title></head><body><h1>{self.reason}</h1></body></html>"
+        head = (
+            f"HTTP/1.1 {self.status} {self.reason}\r\nConnection: close\r\n"
+            f"Content-Type: text/html\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        return str(self.status), (head + body).encode("latin-1")
+
+
+_BAD_REQUEST = _HeadRefused(400, "Bad Request")
+_URI_TOO_LONG = _HeadRefused(414, "Request-URI Too Long")
+_FIELDS_TOO_LARGE = _HeadRefused(431, "Request Header Fields Too Large")
+#: A method as gunicorn accepts it: an upper-case token of 3 to 20 characters.
+_METHOD = re.compile(r"[A-Z0-9!#$%&'*+\-.^_`|~]{3,20}")
+
+
 class Handler(PyWSGIHandler):  # type: ignore[misc]
     """`gevent.pywsgi`'s handler with the fixes in the module docstring."""
 
     #: Seconds for a request head to arrive; None: no keep-alive, no bound.
     head_timeout: float | None = None
+    #: gunicorn's `limit_request_line`, `limit_request_fields`, `limit_request_field_size` (0: none).
+    limit_line = 0
+    limit_fields = 0
+    limit_field_size = 0
+
+    _head_timer: Any = None
 
     def handle_one_request(self) -> Any:
-        timer = None
+        # One hub timer per connection, re-armed from now for each request head
+        # (`again`; a restarted gevent `Timeout` would keep its first deadline,
+        # and a new `Timeout` per request costs ~7 us, ~7 % of a small request).
+        timer = self._head_timer
         if self.head_timeout is not None:
-            timer = gevent.Timeout.start_new(self.head_timeout, _HeadTimedOut)
-        self._head_timer = timer
+            if timer is None:
+                timer = self._head_timer = gevent.get_hub().loop.timer(self.head_timeout, self.head_timeout)
+            timer.again(gevent.getcurrent().throw, _HeadTimedOut)
         try:
-            return super().handle_one_request()
+            result = super().handle_one_request()
         except _HeadTimedOut:
             return None  # as gunicorn does: close without an answer
         finally:
             if timer is not None:
-                timer.close()
+                timer.stop()
+        if isinstance(result, tuple) and result[0] == "414":  # pywsgi's own bound (8 192), no page
+            return _URI_TOO_LONG.response()
+        return result
+
+    def handle(self) -> Any:
+        try:
+            return super().handle()
+        finally:
+            if self._head_timer is not None:
+                self._head_timer.close()
+                self._head_timer = None
 
     def _handle_client_error(self, ex: BaseException) -> Any:
         if isinstance(ex, _HeadTimedOut):
             raise ex  # out of `read_request`'s catch-all, to `handle_one_request`
-        return super()._handle_client_error(ex)
+        if isinstance(ex, _HeadRefused):
+            return ex.response()
+        # http.client's own bounds on a head: a line over 64 KiB, more than 100 fields.
+        parsed: object = getattr(self, "headers", None)
+        if isinstance(ex, http.client.HTTPException) or getattr(parsed, "status", None) == "Line too long":
+            return _FIELDS_TOO_LARGE.response()
+        status, response = super()._handle_client_error(ex)  # logs it
+        return _BAD_REQUEST.response() if status == "400" else (status, response)
 
     def read_request(self, raw_requestline: str) -> Any:
+        line = raw_requestline.rstrip("\r\n")
+        if self.limit_line and len(line) > self.limit_line:
+            raise _URI_TOO_LONG
+        words = line.split(" ")
+        if len(words) == 3:  # anything else pywsgi refuses itself
+            method, target, _ = words
+            # gunicorn's rules: a token method, a request target of visible ASCII only.
+            if _METHOD.fullmatch(method) is None or not (target.isascii() and target.isprintable()):
+                raise _BAD_REQUEST
         result = super().read_request(raw_requestline)
-        lengths = self.headers.get_all("Content-Length") or []
-        if len(lengths) > 1:
-            raise ValueError("more than one Content-Length header")  # pywsgi answers 400 and closes
+        headers = self.headers
+        if self.limit_fields and len(headers) > self.limit_fields:
+            raise _FIELDS_TOO_LARGE
+        if self.limit_field_size:
+            limit = self.limit_field_size
+            for name, value in headers.raw_items():
+                if len(name) + len(value) + 2 > limit:
+                    raise _FIELDS_TOO_LARGE
         return result
+
+    def MessageClass(self, *args: Any) -> Any:
+        """The parsed head, checked before pywsgi reads (and, with chunked, drops) its Content-Length."""
+        headers = super().MessageClass(*args)
+        lengths = headers.get_all("Content-Length")
+        if lengths and (len(lengths) > 1 or not (lengths[0].isascii() and lengths[0].isdigit())):
+            raise _BAD_REQUEST  # two lengths, or "+2", "0x2", ...: one proxy may read it another way
+        if lengths and "Transfer-Encoding" in headers:
+            raise _BAD_REQUEST  # pywsgi would drop the Content-Length; a proxy may have used it
+        return headers
 
     def get_environ(self) -> dict[str, Any]:
         # The head is in: the application's time is not bounded here.
         if self._head_timer is not None:
-            self._head_timer.close()
+            self._head_timer.stop()
         if self.head_timeout is None:
             self.close_connection = True
         environ: dict[str, Any] = super().get_environ()
@@ -103,7 +190,12 @@ class PyWSGIWorker(GeventPyWSGIWorker):  # type: ignore[misc]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        keepalive = self.cfg.keepalive
-        self.wsgi_handler = type(
-            "Handler", (Handler,), {"head_timeout": float(keepalive) if keepalive and keepalive > 0 else None}
-        )
+        cfg = self.cfg
+        keepalive = cfg.keepalive
+        settings = {
+            "head_timeout": float(keepalive) if keepalive and keepalive > 0 else None,
+            "limit_line": cfg.limit_request_line,
+            "limit_fields": cfg.limit_request_fields,
+            "limit_field_size": cfg.limit_request_field_size,
+        }
+        self.wsgi_handler = type("Handler", (Handler,), settings)
