@@ -15,7 +15,14 @@ Variants are separate servers of the same app:
   kept as the evidence for the policy: sleep(0) is a loop callback, run
   before the loop polls sockets again, so two big writers hand the hub to
   each other and the small request's socket is not even looked at until
-  they finish (~100 ms); idle() waits until nothing else is pending.
+  they finish (~100 ms); idle() waits until nothing else is pending;
+* `synwsgi, body built per request`: the same app, the two clients fetching
+  `/_bench/large-built?items=100000`, 100 000 events built for each request
+  (cooperating every 1 000, as the showcase's `/_demo/large` does), as a real
+  `/sync` builds its body: the garbage collector's full collections over the
+  bodies alive and freeing each body once sent are what stalled the worker;
+* `..., gc_pacing=False`: the same without `ServerConfig.gc_pacing`
+  (`app_unpaced`), the evidence for it.
 """
 
 from __future__ import annotations
@@ -42,10 +49,12 @@ from bench.timing import rotate_rounds
 DEFAULT = "synwsgi (default)"
 SLEEP0 = "synwsgi, yield by sleep(0)"
 BUILT = "synwsgi, body built per request"
+BUILT_UNPACED = "synwsgi, body built per request, gc_pacing=False"
 VARIANTS = {
     DEFAULT: "bench.peers.synwsgi_app:app",
     SLEEP0: "bench.peers.synwsgi_sleep0:app",
     BUILT: "bench.peers.synwsgi_app:app",
+    BUILT_UNPACED: "bench.peers.synwsgi_app:app_unpaced",
 }
 #: Events of the body built per request: the showcase's `/_demo/large?items=100000`.
 BUILT_ITEMS = 100_000
@@ -133,7 +142,7 @@ def fairness_bench(reps: int = 5, target_mb: float = 20, log_dir: Path | None = 
     reference, _count, cached_target = big_json_reference(target_mb)
     built_reference = encode_canonical_json(build_events(BUILT_ITEMS))
     bodies = {name: (cached_target, reference) for name in VARIANTS}
-    bodies[BUILT] = (f"{LARGE_BUILT_PATH}?items={BUILT_ITEMS}", built_reference)
+    bodies[BUILT] = bodies[BUILT_UNPACED] = (f"{LARGE_BUILT_PATH}?items={BUILT_ITEMS}", built_reference)
     limit = Target("<=", LIMIT_MS, f"<={LIMIT_MS:g} ms")
     group = Group(
         "fairness",

@@ -14,12 +14,21 @@ collection off, each generation collected from a timer with a minimum time
 between collections); on this workload that is worse (its young collections,
 run once a second, walked a second of allocations: 10-115 ms). Here the
 young generations stay automatic and only full collections are paced: a
-timer on the hub runs one when CPython would have (more than the third
-threshold's count of young collections since the last), no sooner than
+timer on the hub runs one about when CPython would have, no sooner than
 `min_interval` s after the last, and preferably while no big JSON body is
 being sent (`runtime` counts those), when the heap is small and the walk
 short; after `max_delay` s it runs anyway. Garbage in cycles is still
 collected, only later.
+
+"When CPython would have": CPython waits until the objects promoted to the
+oldest generation since its last full collection reach a quarter of those
+it holds (so that a big heap, 10 000 parked long-polls, is not walked again
+and again). Python does not show that count; each collection of the middle
+generation promotes at most `threshold0 * threshold1` objects, so a full
+collection is due once that many times the middle collections since the
+last reach a quarter of the objects the last one left (`gc.get_objects(2)`,
+counted after each full collection here): a bound, so never later than
+CPython.
 
 Installed by `runtime` the first time a gevent worker serves a request, when
 `ServerConfig.gc_pacing` is on (the default); threaded workers keep CPython's
@@ -39,7 +48,7 @@ logger = logging.getLogger(__name__)
 #: Seconds between the hub's checks; least and most seconds between two full collections.
 CHECK_INTERVAL = 0.25
 MIN_INTERVAL = 10.0
-MAX_DELAY = 120.0
+MAX_DELAY = 60.0
 #: The third threshold while paced: CPython never starts a full collection itself.
 _NEVER = 2**31 - 1
 
@@ -60,6 +69,8 @@ class GCPacer:
         self.check_interval = check_interval
         self._last = time.monotonic()
         self._threshold = 10
+        self._promoted_per_count = 700 * 10
+        self._old_objects = 0
         self._timer: Any = None
         #: Full collections run, and the longest (s): what the pacing costs.
         self.collections = 0
@@ -68,6 +79,8 @@ class GCPacer:
     def start(self, loop: Any) -> None:
         """Take full collections over from CPython, checking every `check_interval` s on `loop`."""
         young, middle, self._threshold = gc.get_threshold()
+        self._promoted_per_count = max(1, young * middle)
+        self._old_objects = len(gc.get_objects(2))
         gc.set_threshold(young, middle, _NEVER)
         self._timer = loop.timer(self.check_interval, self.check_interval)
         self._timer.start(self.tick)
@@ -83,13 +96,17 @@ class GCPacer:
 
     def tick(self) -> None:
         """Run a full collection if one is due and now is a good time (runs in the hub)."""
-        if gc.get_count()[2] <= self._threshold or not gc.isenabled():
+        count = gc.get_count()[2]
+        if count <= self._threshold or not gc.isenabled():
             return
+        if count * self._promoted_per_count < self._old_objects // 4:
+            return  # the oldest generation has not grown by a quarter yet (at most)
         now = time.monotonic()
         waited = now - self._last
         if waited < self.min_interval or (waited < self.max_delay and self.busy()):
             return
         gc.collect(2)
+        self._old_objects = len(gc.get_objects(2))
         done = time.monotonic()
         self._last = done
         self.collections += 1

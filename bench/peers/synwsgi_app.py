@@ -206,6 +206,9 @@ app = create_app()
 app_observed = create_app(observed=True)
 #: `app` encoding every JSON response in one go (the hub stall group's baseline)
 app_oneshot = create_app(config=ServerConfig(large_json_items=10**12))
+#: `app` without `ServerConfig.gc_pacing` (CPython's own collector, big bodies freed in one go):
+#: the fairness group's evidence for the pacing
+app_unpaced = create_app(config=ServerConfig(gc_pacing=False))
 
 
 def create_production_app() -> Site:
