@@ -190,7 +190,7 @@ class GeventRuntime(ThreadRuntime):
 
     def _paced(self, pieces: Iterable[bytes], holder: list[Any], interval: float = 0.002) -> Iterator[bytes]:
         """`pieces`, letting other greenlets run whenever producing them took `interval` s;
-        then the object in `holder` is freed in slices (`release_in_slices`) by a
+        then the object in `holder` is freed in slices (`collector.release_in_slices`) by a
         greenlet of its own, once the response has ended.
 
         Sending already yields whenever the socket is full; yielding after
@@ -217,50 +217,12 @@ class GeventRuntime(ThreadRuntime):
     def _release(self, holder: list[Any], interval: float) -> None:
         self.large_in_flight += 1
         try:
-            release_in_slices(holder, self._gevent.idle, interval)
+            collector.release_in_slices(holder, self._gevent.idle, interval)
         finally:
             self.large_in_flight -= 1
 
     def cooperate(self) -> None:
         self._gevent.idle()
-
-
-#: Items deleted from a list between two looks at the clock in `release_in_slices`.
-_RELEASE_STEP = 500
-
-
-def release_in_slices(holder: list[Any], pause: Callable[[], object], interval: float) -> None:
-    """Drop the object in `holder`, freeing its big lists and dicts a slice at a time.
-
-    Freeing a tree of 100 000 dicts in one `decref` takes ~20 ms during which
-    nothing else runs; here `pause()` runs whenever `interval` s went by. Only
-    what nobody else references is taken apart (the reference count says so),
-    down to the lists and dicts directly under the top: an object the
-    application keeps (a cache) is never touched.
-    """
-    obj = holder.pop()
-    containers = [obj] if sys.getrefcount(obj) == 2 else []  # 2: `obj` and getrefcount's argument
-    if isinstance(obj, dict):
-        for key in list(obj) if containers else ():
-            value = obj[key]
-            if isinstance(value, (list, dict)) and sys.getrefcount(value) == 3:  # +1: the dict
-                containers.append(value)
-    del obj
-    last = time.perf_counter()
-    for container in reversed(containers):  # the children first, while the top still holds them
-        if isinstance(container, dict):
-            container = _pop_into_list(container)
-        while container:
-            del container[-_RELEASE_STEP:]
-            if time.perf_counter() - last >= interval:
-                pause()
-                last = time.perf_counter()
-
-
-def _pop_into_list(mapping: dict[Any, Any]) -> list[Any]:
-    values = list(mapping.values())
-    mapping.clear()
-    return values
 
 
 @functools.cache

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from synwsgi.collector import GCPacer
-from synwsgi.runtime import release_in_slices
+from synwsgi.collector import GCPacer, release_in_slices
 
 
 class Payload:
