@@ -206,7 +206,7 @@ class GeventRuntime(ThreadRuntime):
                 if now - last >= interval:
                     idle()
                     last = time.perf_counter()
-            del pieces  # the encoder's references to the body go with it
+            pieces = ()  # the encoder's references to the body go with it (mypyc cannot `del` here)
             # Off the response's path: its end goes out now, the freeing follows.
             if self.pacing:
                 self._gevent.spawn(self._release, [holder.pop()], interval)
