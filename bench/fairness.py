@@ -15,7 +15,14 @@ Variants are separate servers of the same app:
   kept as the evidence for the policy: sleep(0) is a loop callback, run
   before the loop polls sockets again, so two big writers hand the hub to
   each other and the small request's socket is not even looked at until
-  they finish (~100 ms); idle() waits until nothing else is pending.
+  they finish (~100 ms); idle() waits until nothing else is pending;
+* `synwsgi, body built per request`: the same app, the two clients fetching
+  `/_bench/large-built?items=100000`, 100 000 events built for each request
+  (cooperating every 1 000, as the showcase's `/_demo/large` does), as a real
+  `/sync` builds its body: the garbage collector's full collections over the
+  bodies alive and freeing each body once sent are what stalled the worker;
+* `..., gc_pacing=False`: the same without `ServerConfig.gc_pacing`
+  (`app_unpaced`), the evidence for it.
 """
 
 from __future__ import annotations
@@ -29,16 +36,29 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from canonicaljson import encode_canonical_json
+
 from bench.hubstall import big_json_reference, check_variant, running
 from bench.inproc import STATE_CASE
 from bench.model import Failure, Group, Row, Target, guarded, row_from_runs
+from bench.peers.common import build_events
 from bench.servers import HOST
 from bench.streaming import TransferError, fetch_discard
 from bench.timing import rotate_rounds
 
 DEFAULT = "synwsgi (default)"
 SLEEP0 = "synwsgi, yield by sleep(0)"
-VARIANTS = {DEFAULT: "bench.peers.synwsgi_app:app", SLEEP0: "bench.peers.synwsgi_sleep0:app"}
+BUILT = "synwsgi, body built per request"
+BUILT_UNPACED = "synwsgi, body built per request, gc_pacing=False"
+VARIANTS = {
+    DEFAULT: "bench.peers.synwsgi_app:app",
+    SLEEP0: "bench.peers.synwsgi_sleep0:app",
+    BUILT: "bench.peers.synwsgi_app:app",
+    BUILT_UNPACED: "bench.peers.synwsgi_app:app_unpaced",
+}
+#: Events of the body built per request: the showcase's `/_demo/large?items=100000`.
+BUILT_ITEMS = 100_000
+LARGE_BUILT_PATH = "/_bench/large-built"  # as in bench/peers/synwsgi_app.py
 LIMIT_MS = 20.0
 BIG_CLIENTS = 2
 PROBE_INTERVAL_S = 0.005
@@ -119,16 +139,22 @@ def fairness_bench(reps: int = 5, target_mb: float = 20, log_dir: Path | None = 
     if log_dir is None:
         with tempfile.TemporaryDirectory(prefix="synwsgi-fairness-") as tmp:
             return fairness_bench(reps, target_mb, Path(tmp))
-    reference, _count, target = big_json_reference(target_mb)
+    reference, _count, cached_target = big_json_reference(target_mb)
+    built_reference = encode_canonical_json(build_events(BUILT_ITEMS))
+    bodies = {name: (cached_target, reference) for name in VARIANTS}
+    bodies[BUILT] = bodies[BUILT_UNPACED] = (f"{LARGE_BUILT_PATH}?items={BUILT_ITEMS}", built_reference)
+    limit = Target("<=", LIMIT_MS, f"<={LIMIT_MS:g} ms")
     group = Group(
         "fairness",
         f"gevent -w 1: small GET latency while {BIG_CLIENTS} clients fetch "
-        f"{len(reference) / 2**20:.1f} MiB canonical JSON",
+        f"{len(reference) / 2**20:.1f} MiB canonical JSON (cached), or "
+        f"{len(built_reference) / 2**20:.1f} MiB built per request",
         "ms",
         baseline=max_row(DEFAULT),
-        targets={max_row(DEFAULT): Target("<=", LIMIT_MS, f"<={LIMIT_MS:g} ms")},
+        targets={max_row(DEFAULT): limit, max_row(BUILT): limit},
         note=f"state-route GET every {PROBE_INTERVAL_S * 1e3:g} ms on a keep-alive connection; "
-        "round trip in wall time (the 2 cores are shared with the clients)",
+        "round trip in wall time (the 2 cores are shared with the clients); the built body: "
+        f"{BUILT_ITEMS} events built for each request, cooperating every 1 000 as `/_demo/large` does",
     )
     errors = (OSError, TransferError, ValueError, http.client.HTTPException)
     with contextlib.ExitStack() as stack:
@@ -137,13 +163,14 @@ def fairness_bench(reps: int = 5, target_mb: float = 20, log_dir: Path | None = 
         for name, spec in VARIANTS.items():
             try:
                 server = stack.enter_context(running(name, spec, log_dir))
-                notes[name] = check_variant("synwsgi incremental", server.port, target, reference)
+                target, body = bodies[name]
+                notes[name] = check_variant("synwsgi incremental", server.port, target, body)
                 ports[name] = server.port
             except (*errors, Exception) as exc:
                 group.rows.append(Row(max_row(name), status="error", note=f"{type(exc).__name__}: {exc}"))
         runs = rotate_rounds(
             list(ports),
-            lambda n: guarded(lambda: measure(ports[n], target, len(reference)), errors),
+            lambda n: guarded(lambda: measure(ports[n], bodies[n][0], len(bodies[n][1])), errors),
             reps,
             120,
         )

@@ -51,13 +51,23 @@ class LoadConfig:
     p99_vs_falcon: bool = False
 
     @property
-    def label(self) -> str:
-        return f"{self.worker_class} c{self.connections}"
+    def short_class(self) -> str:
+        """The worker class as rows name it (`pywsgi`: synwsgi's `PyWSGIWorker`)."""
+        return "pywsgi" if self.worker_class == PYWSGI_WORKER else self.worker_class
 
+    @property
+    def label(self) -> str:
+        return f"{self.short_class} c{self.connections}"
+
+
+#: gunicorn's `gevent_pywsgi` worker with synwsgi's fixes: the default of both gunicorn.conf.py
+PYWSGI_WORKER = "synwsgi.pywsgi_worker.PyWSGIWorker"
 
 CONFIGS = (
     LoadConfig("gevent", 32, 1.0),
     LoadConfig("gevent", 256, 1.0, p99_vs_falcon=True),
+    LoadConfig(PYWSGI_WORKER, 32, 1.0),
+    LoadConfig(PYWSGI_WORKER, 256, 1.0, p99_vs_falcon=True),
     LoadConfig("sync", 32, 1.0),
 )
 
@@ -189,9 +199,9 @@ def _targets(config: LoadConfig) -> dict[str, Target]:
 
 def _groups(config: LoadConfig, where: Placement) -> tuple[Group, Group, Group]:
     """Throughput per CPU-second (the targets), wall-clock req/s, p99."""
-    server = f"gunicorn -k {config.worker_class} -w {SERVER_WORKERS}"
+    server = f"gunicorn -k {config.short_class} -w {SERVER_WORKERS}"
     setup = f"{server}, wrk -t{WRK_THREADS} -c{config.connections}; {where.label}"
-    key = f"load-{config.worker_class}-c{config.connections}"
+    key = f"load-{config.short_class}-c{config.connections}"
     per_cpu = Group(
         f"{key}-rps",
         f"Load {config.label}: req/s per CPU-second of the worker",

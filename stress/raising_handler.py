@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="per worker class")
     parser.add_argument("--short", action="store_true", help="5 s per worker class (CI)")
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", default="gevent,gthread", help="comma-separated worker classes")
+    parser.add_argument("--workers", default="pywsgi,gevent,gthread", help="comma-separated worker classes")
     args = parser.parse_args(argv)
     seconds = 5.0 if args.short else args.seconds
     verdict = Verdict("raising_handler")

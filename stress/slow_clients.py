@@ -1,6 +1,7 @@
 """Slow clients against the gevent worker: they must not stop others, and must be cut off.
 
-Three kinds of slow client connect to one gevent worker (gunicorn.conf.py):
+Three kinds of slow client connect to one gevent worker (gunicorn.conf.py), of
+each kind in `--workers` (synwsgi's `pywsgi` worker, gunicorn's `gevent`):
 
 * slowloris: a request head that never ends, one more header line every
   `--drip` seconds;
@@ -103,11 +104,11 @@ class Normal(threading.Thread):
 
 
 def run(
-    counts: dict[str, int], worker_timeout: int, drip: float, max_p99_ms: float, verdict: Verdict
+    worker: str, counts: dict[str, int], worker_timeout: int, drip: float, max_p99_ms: float, verdict: Verdict
 ) -> None:
     bounds = {"slowloris": KEEPALIVE + 2, "slow-body": BODY_DEADLINE + 3, "stalled": BODY_DEADLINE + 3}
-    say(f"== gevent: slow clients {counts}, worker timeout {worker_timeout} s, bounds {bounds}")
-    with server("gevent", worker_timeout=worker_timeout, log_level="info") as running:
+    say(f"== {worker}: slow clients {counts}, worker timeout {worker_timeout} s, bounds {bounds}")
+    with server(worker, worker_timeout=worker_timeout, log_level="info") as running:
         pid = worker_pid(running)
         normal = Normal(running)
         normal.start()
@@ -165,19 +166,22 @@ def run(
             else None,
             "answers": answers,
         }
-    verdict.figure("gevent", figures)
+    verdict.figure(worker, figures)
     say(f"  figures: {json.dumps(figures)}")
     verdict.check(
-        not normal.errors, f"normal requests all answered ({len(normal.errors)} errors: {normal.errors[:3]})"
+        not normal.errors,
+        f"{worker}: normal requests all answered ({len(normal.errors)} errors: {normal.errors[:3]})",
     )
-    verdict.check(latency["p99"] <= max_p99_ms, f"normal p99 {latency['p99']} ms <= {max_p99_ms} ms")
-    verdict.check(still == [pid], f"the same worker served throughout ({pid} -> {still})")
+    verdict.check(
+        latency["p99"] <= max_p99_ms, f"{worker}: normal p99 {latency['p99']} ms <= {max_p99_ms} ms"
+    )
+    verdict.check(still == [pid], f"{worker}: the same worker served throughout ({pid} -> {still})")
     for kind in counts:
         group = [s for s in slows if s.kind == kind]
         late = [s for s in group if s.cut_after is None or s.cut_after > bounds[kind]]
         verdict.check(
             not late,
-            f"{kind}: all {len(group)} cut off within {bounds[kind]:.1f} s ({len(late)} were not)",
+            f"{worker} {kind}: all {len(group)} cut off within {bounds[kind]:.1f} s ({len(late)} were not)",
         )
 
 
@@ -192,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker-timeout", type=int, default=30, help="gunicorn --timeout")
     parser.add_argument("--drip", type=float, default=1.0, help="seconds between a slow client's bytes")
     parser.add_argument("--max-p99-ms", type=float, default=250.0)
+    parser.add_argument(
+        "--workers", default="pywsgi,gevent", help="comma-separated gevent worker kinds (pywsgi: synwsgi's)"
+    )
     args = parser.parse_args(argv)
     if args.short:
         counts = {"slowloris": 50, "slow-body": 20, "stalled": 10}
@@ -200,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         counts = {"slowloris": args.slowloris, "slow-body": args.slow_body, "stalled": args.stalled}
         worker_timeout = args.worker_timeout
     verdict = Verdict("slow_clients")
-    run(counts, worker_timeout, args.drip, args.max_p99_ms, verdict)
+    for worker in args.workers.split(","):
+        run(worker.strip(), counts, worker_timeout, args.drip, args.max_p99_ms, verdict)
     return verdict.finish()
 
 

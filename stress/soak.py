@@ -222,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--requests", type=int, default=1_000_000, help="requests per worker class")
     parser.add_argument("--short", action="store_true", help="20 000 requests per worker class (CI)")
-    parser.add_argument("--workers", default="gevent,gthread", help="comma-separated worker classes")
+    parser.add_argument("--workers", default="pywsgi,gevent,gthread", help="comma-separated worker classes")
     parser.add_argument("--concurrency", type=int, default=4, help="keep-alive client connections")
     parser.add_argument(
         "--max-rss-growth",

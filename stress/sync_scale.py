@@ -1,7 +1,8 @@
-"""Sync at scale: one gevent worker of the example homeserver holding N parked `/sync` long-polls.
+"""Sync at scale: the example homeserver's gevent worker(s) holding N parked `/sync` long-polls.
 
 Starts `examples/homeserver` with its own gunicorn config (SQLite, one gevent
-worker, `worker_connections` sized for N), registers a few users in one room,
+worker of its default class, `worker_connections` sized for N; the class can
+be changed with SYNWSGI_WORKER_CLASS), registers a few users in one room,
 then:
 
 1. **fan-out, 1 000**: 1 000 polls park; one message is sent; each poll's
@@ -20,6 +21,11 @@ with `--strict`, when a target is missed too.
 
     python -m stress.sync_scale                 # 10 000 parked polls
     python -m stress.sync_scale --short         # 300 polls, fan-out of 100 (CI)
+    python -m stress.sync_scale --workers 2     # PostgreSQL (a throwaway cluster), 2 workers
+
+With `--workers N` (N > 1) the example runs on PostgreSQL, notifications
+crossing the workers through its LISTEN/NOTIFY relay; CPU, memory and fds are
+summed over the workers.
 
 The client side is one asyncio loop of raw sockets; the fd limit of this
 process (and so of the server it starts) is raised to its hard limit.
@@ -82,16 +88,34 @@ class Homeserver:
 
 
 @contextmanager
-def homeserver(polls: int) -> Iterator[Homeserver]:
-    """The example exactly as its config serves it (SQLite, one gevent worker), on a free port.
+def database(workers: int, directory: str) -> Iterator[str]:
+    """SQLite in `directory` for one worker; PostgreSQL (a throwaway cluster) for more:
+    notifications then cross the workers through its LISTEN/NOTIFY relay."""
+    if workers == 1:
+        yield str(Path(directory) / "homeserver.db")
+        return
+    from tests._postgres import running_postgres
+
+    with running_postgres() as postgres:
+        yield postgres.create_database("scale")
+
+
+@contextmanager
+def homeserver(polls: int, workers: int = 1) -> Iterator[Homeserver]:
+    """The example exactly as its config serves it (SQLite and one gevent worker, or
+    PostgreSQL and `workers` of them), on a free port; `polls` parked in all.
 
     Started directly rather than through the test harness, which adds
     gunicorn's own access log: the example writes synwsgi's instead.
     """
-    with tempfile.TemporaryDirectory(prefix="synwsgi-scale-") as directory:
+    with (
+        tempfile.TemporaryDirectory(prefix="synwsgi-scale-") as directory,
+        database(workers, directory) as dsn,
+    ):
         env = {
             **os.environ,
-            "SYNWSGI_HS_DATABASE": str(Path(directory) / "homeserver.db"),
+            "SYNWSGI_HS_DATABASE": dsn,
+            "SYNWSGI_WORKERS": str(workers),
             "SYNWSGI_PARKED_POLLS": str(polls),
             "SYNWSGI_HS_RC_REGISTRATION": "1000,1000",
             "SYNWSGI_HS_RC_MESSAGE": "1000,1000",
@@ -124,6 +148,8 @@ def homeserver(polls: int) -> Iterator[Homeserver]:
             while True:
                 try:
                     parked_polls(running)
+                    if len(running.worker_pids()) < workers:
+                        raise OSError("workers still booting")
                     break
                 except OSError:
                     if process.poll() is not None or time.monotonic() > deadline:
@@ -169,9 +195,21 @@ def ms(figures: dict[str, float]) -> str:
     return ", ".join(f"{name} {value * 1000:.0f} ms" for name, value in figures.items())
 
 
-def worker_cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+def worker_cpu_seconds(pids: int | list[int]) -> float:
+    """User + system CPU seconds of the worker(s) so far."""
+    total = 0
+    for pid in [pids] if isinstance(pids, int) else pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / CLOCK_TICKS
+
+
+def total_rss_kib(pids: list[int]) -> int:
+    return sum(worker_rss_kib(pid) for pid in pids)
+
+
+def total_fds(pids: list[int]) -> int:
+    return sum(len(open_fds(pid)) for pid in pids)
 
 
 class Poll:
@@ -233,8 +271,23 @@ def parked_polls(running: Homeserver) -> int:
 
 
 async def wait_parked(running: Homeserver, count: int, timeout: float = 180) -> float:
-    """Until `count` polls wait in the notifier (each was read, found empty, and parked)."""
+    """Until `count` polls wait in the notifier (each was read, found empty, and parked).
+
+    With several workers the gauge answers for whichever worker serves it,
+    so there: until the workers' CPU has been idle for two 0.3 s intervals.
+    """
     started = time.monotonic()
+    pids = running.worker_pids()
+    if len(pids) > 1:
+        quiet, before = 0, worker_cpu_seconds(pids)
+        while quiet < 2:
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"{len(pids)} workers still busy after {timeout} s")
+            await asyncio.sleep(0.3)
+            now = worker_cpu_seconds(pids)
+            quiet = quiet + 1 if now - before < 0.01 else 0
+            before = now
+        return time.monotonic() - started
     while (parked := await asyncio.to_thread(parked_polls, running)) < count:
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"only {parked} of {count} polls parked")
@@ -246,7 +299,7 @@ async def fan_out(
     running: Homeserver, polls: list[Poll], sender: str, room_id: str, text: str
 ) -> tuple[list[float], float]:
     """Send `text`; return each poll's latency and the worker's CPU seconds per woken poll."""
-    pid = running.worker_pids()[0]
+    pid = running.worker_pids()
     waiting = [asyncio.ensure_future(poll.answer()) for poll in polls]
     cpu_before = worker_cpu_seconds(pid)
     sent_at = time.monotonic()
@@ -284,9 +337,9 @@ def mark(name: str, value: float, target: float, unit: str, results: dict[str, A
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"polls": args.polls, "fanout_small": args.fanout}
-    with homeserver(args.polls) as running:
-        pid = running.worker_pids()[0]
+    results: dict[str, Any] = {"polls": args.polls, "fanout_small": args.fanout, "workers": args.workers}
+    with homeserver(args.polls, args.workers) as running:
+        pid = running.worker_pids()
         users = []
         for index in range(args.users):
             body = {"username": f"scale{index}", "password": "pw", "auth": {"type": "m.login.dummy"}}
@@ -302,9 +355,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for _ in range(3):
             await fan_out(running, await park(running, users, since(), 20), users[0], room_id, f"warm{_}")
         await asyncio.sleep(1)
-        baseline_fds = len(open_fds(pid))
-        baseline_rss = worker_rss_kib(pid)
-        say(f"worker {pid}: {baseline_fds} fds, {baseline_rss} KiB RSS at rest")
+        baseline_fds = total_fds(pid)
+        baseline_rss = total_rss_kib(pid)
+        say(f"worker(s) {pid}: {baseline_fds} fds, {baseline_rss} KiB RSS at rest")
 
         say(f"1. fan-out to {args.fanout} parked polls")
         polls = await park(running, users, since(), args.fanout)
@@ -323,7 +376,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu_before, wall_before = worker_cpu_seconds(pid), time.monotonic()
         await asyncio.sleep(args.idle_seconds)
         idle_cpu = (worker_cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before) * 100
-        rss = worker_rss_kib(pid)
+        rss = total_rss_kib(pid)
         mark("idle_cpu_pct", idle_cpu, TARGETS["idle_cpu_pct"], "%", results)
         mark("kib_per_poll", (rss - baseline_rss) / args.polls, TARGETS["kib_per_poll"], "KiB", results)
         results["rss_kib"] = {"baseline": baseline_rss, "parked": rss}
@@ -338,14 +391,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         leaving = min(args.polls, 1000)
         say(f"4. {leaving} parked clients leave")
         await asyncio.sleep(1)
-        baseline_fds = len(open_fds(pid))
+        baseline_fds = total_fds(pid)
         polls = await park(running, users, since(), leaving)
         await wait_parked(running, leaving)
         left_at = time.monotonic()
         for poll in polls:
             poll.leave()
         # Released: every wait ended (the gauge) and every socket closed (the fds).
-        while parked_polls(running) or len(open_fds(pid)) > baseline_fds:
+        while (len(pid) == 1 and parked_polls(running)) or total_fds(pid) > baseline_fds:
             if time.monotonic() - left_at > 30:
                 raise RuntimeError(f"{parked_polls(running)} polls never released")
             await asyncio.sleep(0.01)
@@ -365,6 +418,9 @@ def main() -> int:
     parser.add_argument("--idle-seconds", type=float, default=5.0)
     parser.add_argument("--short", action="store_true", help="300 polls, fan-out of 100, 2 s quiet (CI)")
     parser.add_argument("--strict", action="store_true", help="also fail when a target is missed")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="gevent workers (more than one: PostgreSQL and its relay)"
+    )
     args = parser.parse_args()
     if args.short:
         args.polls, args.fanout, args.users, args.idle_seconds = 300, 100, 5, 2.0

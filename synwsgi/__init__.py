@@ -18,9 +18,9 @@ wraps it; one `try` around all of it; docs/architecture.rst tells it in full):
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, connection, clock, query
--> body, paths, policy, runtime, rest, transactions, jsonbody, dispatch -> compat, responses,
-routing -> request
+errors, config, headers, jsonenc, cancellation, collector, connection, pywsgi_worker, clock,
+query -> body, paths, policy, runtime, rest, transactions, jsonbody, dispatch -> compat,
+responses, routing -> request
 -> errormap, hooks, logcontext, notifier, resources, results
 -> servlet, accesslog, static, tracing, site, devserver -> auth, metrics -> ratelimiting, types.
 """

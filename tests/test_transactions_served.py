@@ -41,7 +41,7 @@ def _put_all(server: Server, txn_id: str) -> tuple[list[tuple[int, Any]], float]
     return results, time.monotonic() - began
 
 
-@pytest.mark.parametrize("worker", ["gevent", "gthread"])
+@pytest.mark.parametrize("worker", ["gevent", "pywsgi", "gthread"])
 def test_concurrent_retries_run_once_on_a_real_worker(worker: str) -> None:
     with gunicorn_server(
         APP, worker, workers=1, threads=CLIENTS + 4, ready_path="/_matrix/client/v3/runs"

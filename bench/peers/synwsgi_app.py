@@ -28,12 +28,13 @@ from bench.peers.common import (
     LARGE_PATH,
     STREAM_HEADERS,
     STREAM_PATH,
+    build_event,
     build_events,
     query_int,
     stream_chunks,
     stream_params,
 )
-from synwsgi import JsonResource, Response, RestServlet, Site, SynapseRequest
+from synwsgi import JsonResource, Response, RestServlet, Site, SynapseRequest, cooperate
 from synwsgi.accesslog import AccessLogger
 from synwsgi.config import ServerConfig
 from synwsgi.logcontext import logging_config
@@ -76,6 +77,25 @@ class LargeCachedServlet(RestServlet):
 
     def on_GET(self, request: SynapseRequest) -> tuple[int, Any]:
         return 200, cached_events(query_int(request.environ.get("QUERY_STRING", ""), "items", 0))
+
+
+LARGE_BUILT_PATH = "/_bench/large-built"
+
+
+class LargeBuiltServlet(RestServlet):
+    """The event list of `/_bench/large-cached`, built for each request as a real `/sync`
+    builds its body, letting other requests run every 1 000 events as the showcase's
+    `/_demo/large` does (`synwsgi.cooperate()`)."""
+
+    PATTERNS = [LARGE_BUILT_PATH]
+
+    def on_GET(self, request: SynapseRequest) -> tuple[int, Any]:
+        count = query_int(request.environ.get("QUERY_STRING", ""), "items", 0)
+        items: list[dict[str, Any]] = []
+        for start in range(0, count, 1000):
+            items.extend(build_event(i) for i in range(start, min(count, start + 1000)))
+            cooperate()
+        return 200, {"items": items}
 
 
 class HubTicker:
@@ -164,7 +184,14 @@ def create_app(
     *, observed: bool = False, production: bool = False, config: ServerConfig | None = None
 ) -> Site:
     resource = JsonResource()
-    servlets = (StateServlet(), StreamServlet(), LargeServlet(), LargeCachedServlet(), StallServlet())
+    servlets = (
+        StateServlet(),
+        StreamServlet(),
+        LargeServlet(),
+        LargeCachedServlet(),
+        LargeBuiltServlet(),
+        StallServlet(),
+    )
     for servlet in servlets:
         servlet.register(resource)
     hooks: list[Any] = []
@@ -179,6 +206,9 @@ app = create_app()
 app_observed = create_app(observed=True)
 #: `app` encoding every JSON response in one go (the hub stall group's baseline)
 app_oneshot = create_app(config=ServerConfig(large_json_items=10**12))
+#: `app` without `ServerConfig.gc_pacing` (CPython's own collector, big bodies freed in one go):
+#: the fairness group's evidence for the pacing
+app_unpaced = create_app(config=ServerConfig(gc_pacing=False))
 
 
 def create_production_app() -> Site:

@@ -38,7 +38,9 @@ if _ROOT not in sys.path:
 
 wsgi_app = "examples.homeserver.app:app"
 bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
-worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "gevent")
+# gevent through gevent.pywsgi (gunicorn's `gevent_pywsgi` worker with synwsgi's
+# fixes): ~1.3x cheaper per request than gunicorn's `gevent` worker.
+worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "synwsgi.pywsgi_worker.PyWSGIWorker")
 workers = int(os.environ.get("SYNWSGI_WORKERS", "1"))
 PARKED_POLLS = int(os.environ.get("SYNWSGI_PARKED_POLLS", "10000"))
 worker_connections = PARKED_POLLS + 1000

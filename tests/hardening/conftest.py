@@ -1,7 +1,7 @@
 """Fixtures of the hardening tests.
 
 * `showcase_client`: Werkzeug's test `Client` for the showcase app (`wsgi.app`);
-* `hostile_server`: the showcase under a real gunicorn gevent worker, configured
+* `hostile_server`: the showcase under a real gunicorn gevent worker (`HARDENING_WORKER`), configured
   by the repository's `gunicorn.conf.py` (its request-line and header limits
   included), one worker, Prometheus' multiprocess directory in a temp dir;
 * `apps_server`: `tests.hardening._apps:app` (redirect/header/static test app)
@@ -19,6 +19,7 @@ Servers are started on 127.0.0.1 and stopped by PID by the harness
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +39,9 @@ from ._apps import STATIC_ENV  # noqa: E402
 from ._util import StaticTree, make_static_tree  # noqa: E402
 
 GUNICORN_CONF = PROJECT_ROOT / "gunicorn.conf.py"
+#: The worker class the hardening servers run: the default of gunicorn.conf.py (synwsgi's
+#: PyWSGIWorker); SYNWSGI_HARDENING_WORKER=gevent runs them on gunicorn's gevent worker.
+HARDENING_WORKER = os.environ.get("SYNWSGI_HARDENING_WORKER", "pywsgi")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,7 +86,7 @@ def hostile_server(prometheus_dir: str) -> Iterator[Server]:
     env = {"SYNWSGI_WORKERS": "1", "PROMETHEUS_MULTIPROC_DIR": prometheus_dir, "SYNWSGI_LOG_LEVEL": "info"}
     with gunicorn_server(
         "wsgi:app",
-        "gevent",
+        HARDENING_WORKER,
         config=GUNICORN_CONF,
         env=env,
         ready_path="/_matrix/client/versions",
@@ -100,7 +104,7 @@ def apps_server(static_tree: StaticTree, prometheus_dir: str) -> Iterator[Server
     }
     with gunicorn_server(
         "tests.hardening._apps:app",
-        "gevent",
+        HARDENING_WORKER,
         config=GUNICORN_CONF,
         env=env,
         ready_path="/_t/ok",

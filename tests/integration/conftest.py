@@ -3,12 +3,13 @@
 Server fixtures are module-scoped (one server per kind per test module, only
 started when a test asks for it) and parametrized by ``any_server``:
 
-* ``gunicorn_sync``, ``gunicorn_gthread``, ``gunicorn_gevent``: one worker
-  each (``gthread`` with 4 threads), log level ``debug``;
+* ``gunicorn_sync``, ``gunicorn_gthread``, ``gunicorn_gevent``,
+  ``gunicorn_pywsgi`` (synwsgi's ``PyWSGIWorker``: gunicorn's ``gevent_pywsgi``
+  with its fixes): one worker each (``gthread`` with 4 threads), log level ``debug``;
 * ``werkzeug_dev``: ``werkzeug.serving.run_simple(threaded=True)``;
-* ``any_server``: each of the four in turn;
-* ``keepalive_server``: the two that keep HTTP/1.1 connections open between
-  requests (gunicorn ``gthread`` and ``gevent``);
+* ``any_server``: each of the five in turn;
+* ``keepalive_server``: the three that keep HTTP/1.1 connections open between
+  requests (gunicorn ``gthread``, ``gevent`` and ``pywsgi``);
 * ``closing_server``: the two that close the connection after every response
   (gunicorn ``sync`` has no keep-alive; the werkzeug dev server always sends
   ``Connection: close``), where keep-alive and pipelining cannot apply.
@@ -39,9 +40,10 @@ SERVER_FIXTURES = (
     "gunicorn_sync",
     "gunicorn_gthread",
     "gunicorn_gevent",
+    "gunicorn_pywsgi",
     "werkzeug_dev",
 )
-SERVER_IDS = ("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "werkzeug")
+SERVER_IDS = ("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "gunicorn-pywsgi", "werkzeug")
 
 _HERE = Path(__file__).resolve().parent
 
@@ -138,6 +140,13 @@ def gunicorn_gevent(
 
 
 @pytest.fixture(scope="module")
+def gunicorn_pywsgi(
+    server_app: str, server_env: Mapping[str, str] | None, server_log_level: str
+) -> Iterator[Server]:
+    yield from _gunicorn("pywsgi", server_app, server_env, server_log_level)
+
+
+@pytest.fixture(scope="module")
 def werkzeug_dev(server_app: str, server_env: Mapping[str, str] | None) -> Iterator[Server]:
     _require_app_module(server_app)
     with dev_server(server_app, threaded=True, env=server_env) as server:
@@ -146,15 +155,15 @@ def werkzeug_dev(server_app: str, server_env: Mapping[str, str] | None) -> Itera
 
 @pytest.fixture(scope="module", params=SERVER_FIXTURES, ids=SERVER_IDS)
 def any_server(request: pytest.FixtureRequest) -> Server:
-    """Each of the four servers in turn (same instances as the named fixtures)."""
+    """Each of the five servers in turn (same instances as the named fixtures)."""
     server: Server = request.getfixturevalue(request.param)
     return server
 
 
 @pytest.fixture(
     scope="module",
-    params=("gunicorn_gthread", "gunicorn_gevent"),
-    ids=("gunicorn-gthread", "gunicorn-gevent"),
+    params=("gunicorn_gthread", "gunicorn_gevent", "gunicorn_pywsgi"),
+    ids=("gunicorn-gthread", "gunicorn-gevent", "gunicorn-pywsgi"),
 )
 def keepalive_server(request: pytest.FixtureRequest) -> Server:
     """The servers that keep connections alive (and so see pipelining)."""

@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from .servers import Server, http_get
 
 #: The servers that keep HTTP/1.1 connections alive between requests.
-KEEPALIVE_KINDS = frozenset({"gthread", "gevent"})
+KEEPALIVE_KINDS = frozenset({"gthread", "gevent", "pywsgi"})
+#: The gunicorn workers that run requests as greenlets on one hub.
+GEVENT_KINDS = frozenset({"gevent", "pywsgi"})
 
 
 def request_bytes(

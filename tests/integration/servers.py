@@ -1,6 +1,7 @@
 """Real-server harness for the integration tests.
 
-Starts gunicorn (``sync``, ``gthread``, ``gevent`` workers) or werkzeug's
+Starts gunicorn (``sync``, ``gthread``, ``gevent`` workers, and ``pywsgi``:
+synwsgi's ``PyWSGIWorker``, gunicorn's ``gevent_pywsgi`` with its fixes) or werkzeug's
 development server in a subprocess on ``127.0.0.1`` and an ephemeral port,
 captures its output to a file (``Server.log()``), waits until it answers HTTP,
 and always stops it again: SIGTERM to the server's PID, then SIGKILL to its
@@ -40,6 +41,7 @@ __all__ = [
     "HOST",
     "PROJECT_ROOT",
     "SAMPLE_APP",
+    "WORKER_CLASSES",
     "HeaderList",
     "RawResponse",
     "Server",
@@ -65,7 +67,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_APP = "wsgi:app"
 #: The dependency-free sample app used by ``test_harness.py``.
 SAMPLE_APP = "tests.integration._sample_app:app"
-GUNICORN_WORKERS = ("sync", "gthread", "gevent")
+GUNICORN_WORKERS = ("sync", "gthread", "gevent", "pywsgi")
+#: Worker kinds that are not gunicorn's own names: the class gunicorn is given.
+WORKER_CLASSES = {"pywsgi": "synwsgi.pywsgi_worker.PyWSGIWorker"}
 
 #: How long to wait for the master to exit after SIGTERM, on top of the
 #: server's own graceful timeout, before SIGKILLing the process group.
@@ -245,7 +249,7 @@ def free_port(host: str = HOST) -> int:
 class Server:
     """A running (or stopped) server subprocess."""
 
-    kind: str  # "sync" | "gthread" | "gevent" | "werkzeug"
+    kind: str  # "sync" | "gthread" | "gevent" | "pywsgi" | "werkzeug"
     host: str
     port: int
     process: subprocess.Popen[bytes]
@@ -458,7 +462,8 @@ def gunicorn_server(
 ) -> Iterator[Server]:
     """Run ``python -m gunicorn -k <worker> <app>`` on ``host``:<free port>.
 
-    * ``worker``: ``sync``, ``gthread`` or ``gevent`` (``threads`` is only
+    * ``worker``: ``sync``, ``gthread``, ``gevent``, ``pywsgi`` (synwsgi's
+      ``PyWSGIWorker``) or any gunicorn worker class (``threads`` is only
       passed for ``gthread``: gunicorn silently turns ``sync`` with
       ``--threads > 1`` into ``gthread``).
     * ``config``: a gunicorn config file; by default an empty one, so a
@@ -483,7 +488,7 @@ def gunicorn_server(
                 "--config",
                 os.fspath(config_path),
                 "--worker-class",
-                worker,
+                WORKER_CLASSES.get(worker, worker),
                 "--workers",
                 str(workers),
                 "--bind",

@@ -77,7 +77,7 @@ def test_access_lines_reach_stderr_with_the_default_config(two_workers: Server) 
     assert "hunter2" not in two_workers.log()
 
 
-@pytest.mark.parametrize("worker", ["gevent", "gthread"])
+@pytest.mark.parametrize("worker", ["gevent", "pywsgi", "gthread"])
 def test_concurrent_requests_get_distinct_ids(worker: str) -> None:
     env = {"SYNWSGI_WORKERS": "1"}
     with gunicorn_server("wsgi:app", worker, workers=1, threads=8, config=CONFIG, env=env) as server:

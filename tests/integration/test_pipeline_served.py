@@ -74,8 +74,8 @@ def server_app() -> str:
 
 @pytest.fixture(
     scope="module",
-    params=("gunicorn_sync", "gunicorn_gthread", "gunicorn_gevent"),
-    ids=("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent"),
+    params=("gunicorn_sync", "gunicorn_gthread", "gunicorn_gevent", "gunicorn_pywsgi"),
+    ids=("gunicorn-sync", "gunicorn-gthread", "gunicorn-gevent", "gunicorn-pywsgi"),
 )
 def gunicorn_any(request: pytest.FixtureRequest) -> Server:
     """Each gunicorn worker type in turn (the conftest's module-scoped servers)."""
@@ -149,13 +149,14 @@ def _timed_get(server: Server, path: str, timeout: float) -> tuple[int, bytes, f
         conn.close()
 
 
-def test_gevent_cancellable_with_client_fds_over_1024(measure: Measure) -> None:
+@pytest.mark.parametrize("worker_class", ["gevent", "pywsgi"])
+def test_gevent_cancellable_with_client_fds_over_1024(worker_class: str, measure: Measure) -> None:
     idle: list[socket.socket] = []
     with (
         _raised_nofile(NOFILE_WANTED) as limit,
         gunicorn_server(
             "wsgi:app",
-            "gevent",
+            worker_class,
             extra_args=["--worker-connections", str(IDLE_CONNECTIONS + 500), "--keep-alive", "30"],
             log_level="info",
         ) as server,

@@ -34,7 +34,7 @@ def _slow(server: Server) -> tuple[int, bytes, float]:
     return status, body, time.monotonic() - started
 
 
-@pytest.mark.parametrize("worker", ["sync", "gthread", "gevent"])
+@pytest.mark.parametrize("worker", ["sync", "gthread", "gevent", "pywsgi"])
 def test_sigterm_lets_in_flight_requests_finish(worker: str) -> None:
     workers = 3 if worker == "sync" else 1
     with gunicorn_server(
