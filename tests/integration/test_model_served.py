@@ -5,7 +5,7 @@ big non-canonical JSON body, and the whole `Site` wrapped by a middleware.
 
 1. A shared constant response is byte-identical across 1 000 requests mixing
    GET, HEAD and OPTIONS from four concurrent keep-alive clients (threads and
-   greenlets share it);
+   greenlets share it), on gthread, gevent and the default PyWSGIWorker;
 2. a middleware wrapping ``site.wsgi_app`` sees every response;
 3. ``canonical_json=False`` holds for a body big enough to be encoded
    incrementally under gevent: the keys arrive in the order the handler gave.
@@ -30,7 +30,7 @@ REQUESTS = 1000
 CLIENTS = 4
 
 
-@pytest.fixture(scope="module", params=("gthread", "gevent"))
+@pytest.fixture(scope="module", params=("gthread", "gevent", "pywsgi"))
 def model_server(request: pytest.FixtureRequest) -> Iterator[Server]:
     with gunicorn_server(APP, request.param, ready_path="/_model/shared") as server:
         yield server
