@@ -242,6 +242,19 @@ def current() -> ThreadRuntime:
     return ThreadRuntime()
 
 
+_memory_undecided = True
+
+
+def _decide_memory(gc_pacing: bool) -> None:
+    """`ServerConfig.gc_pacing`, at the process's first request (a module flag: the
+    check costs every request one global read, not a call)."""
+    global _memory_undecided
+    runtime = current()
+    if not runtime.memory_decided:
+        runtime.pace_memory(gc_pacing)
+    _memory_undecided = False
+
+
 def run_handler(
     request: RequestLike, call: Callable[..., Any], callback: Callable[..., Any], kwargs: dict[str, Any]
 ) -> tuple[Any, CancelScope | None]:
@@ -254,16 +267,15 @@ def run_handler(
     for handlers slower than the poll interval.
     """
     sock = request.client_socket
-    runtime = current()
-    if not runtime.memory_decided:
-        runtime.pace_memory(request.config.gc_pacing)
+    if _memory_undecided:
+        _decide_memory(request.config.gc_pacing)
     scope = request.cancel_scope
     if scope is not None:
         token = current_scope.set(scope)
         try:
             if sock is None:
                 return call(request, callback, kwargs), None
-            result = runtime.run_cancellable(
+            result = current().run_cancellable(
                 functools.partial(call, request, callback, kwargs),
                 sock,
                 scope,
