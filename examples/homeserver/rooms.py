@@ -138,7 +138,7 @@ class RoomHandler:
                 "",
                 {"creator": creator, "room_version": ROOM_VERSION, **body.get("creation_content", {})},
             ),
-            ("m.room.member", creator, {"membership": "join"}),
+            ("m.room.member", creator, {"membership": "join", **self.member_profile(None, creator, "join")}),
             (
                 "m.room.power_levels",
                 "",
@@ -166,7 +166,13 @@ class RoomHandler:
         if "topic" in body:
             state.append(("m.room.topic", "", {"topic": body["topic"]}))
         for invitee in invites:
-            state.append(("m.room.member", invitee, {"membership": "invite"}))
+            state.append(
+                (
+                    "m.room.member",
+                    invitee,
+                    {"membership": "invite", **self.member_profile(None, invitee, "invite")},
+                )
+            )
 
         with self.store.db.transaction() as txn:
             self.store.create_room(txn, room_id, creator)
@@ -180,7 +186,7 @@ class RoomHandler:
 
     def update_membership(self, sender: str, room_id: str, target: str, membership: str) -> Event:
         with self.store.db.transaction() as txn:
-            if txn.fetchone("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)) is None:
+            if not self.store.room_exists(room_id, txn):
                 raise NotFoundError("Unknown room")
             current = self.store.get_membership(room_id, target, txn)
             sender_membership = self.store.get_membership(room_id, sender, txn)
@@ -196,11 +202,12 @@ class RoomHandler:
                     raise AuthError(403, f"User {sender} not in room {room_id}", Codes.FORBIDDEN)
                 if current in ("join", "ban"):
                     raise AuthError(403, f"{target} is already in the room.", Codes.FORBIDDEN)
-                if txn.fetchone("SELECT 1 FROM users WHERE user_id = ?", (target,)) is None:
+                if not self.store.user_exists(target, txn):
                     raise NotFoundError(f"Unknown user {target}")
             elif membership == "leave" and current not in ("join", "invite"):
                 raise AuthError(403, f"User {target} not in room {room_id}", Codes.FORBIDDEN)
-            event = self._append(txn, room_id, "m.room.member", sender, {"membership": membership}, target)
+            content = {"membership": membership, **self.member_profile(txn, target, membership)}
+            event = self._append(txn, room_id, "m.room.member", sender, content, target)
         self._notify([event])
         return event
 
@@ -252,3 +259,37 @@ class RoomHandler:
             profile = self.store.get_profile(member.state_key) or (None, None)
             joined[member.state_key] = {"display_name": profile[0], "avatar_url": profile[1]}
         return joined
+
+    # -- profiles in member events ---------------------------------------------------
+
+    def member_profile(self, txn: Txn | None, user_id: str, membership: str) -> JsonDict:
+        """`displayname`/`avatar_url` for a join or invite member event (as Synapse adds them)."""
+        if membership not in ("join", "invite"):
+            return {}
+        profile = self.store.get_profile(user_id, txn) or (None, None)
+        return {
+            key: value
+            for key, value in zip(("displayname", "avatar_url"), profile, strict=True)
+            if value is not None
+        }
+
+    def set_profile(self, user_id: str, field: str, value: str | None) -> None:
+        """Change a profile field and re-send the user's member event in every joined room.
+
+        Clients show names from member events, not from the profile: without
+        the new events, the old name stays in every room.
+        """
+        with self.store.db.transaction() as txn:
+            self.store.set_profile_field(txn, user_id, field, value)
+            profile = self.member_profile(txn, user_id, "join")
+            events = []
+            for room_id in self.store.get_rooms_for_user(user_id, txn=txn):
+                current = self.store.get_state_event(room_id, "m.room.member", user_id, txn)
+                content = {
+                    key: value
+                    for key, value in (current.content if current is not None else {}).items()
+                    if key not in ("displayname", "avatar_url")
+                }
+                content.update(profile, membership="join")
+                events.append(self._append(txn, room_id, "m.room.member", user_id, content, user_id))
+        self._notify(events)

@@ -296,7 +296,7 @@ class ProfileServlet(_HsServlet):
         value = body.get(field)
         if value is not None and not isinstance(value, str):
             raise SynapseError(400, f"{field} must be a string", Codes.BAD_JSON)
-        self.store.set_profile_field(user_id, field, value)
+        self.hs.rooms.set_profile(user_id, field, value)
         return 200, {}
 
 
