@@ -92,6 +92,8 @@ def homeserver(polls: int) -> Iterator[Homeserver]:
         env = {
             **os.environ,
             "SYNWSGI_HS_DATABASE": str(Path(directory) / "homeserver.db"),
+            # As shipped: metrics counted, served on a listener of their own.
+            "SYNWSGI_HS_METRICS_BIND": f"127.0.0.1:{free_port()}",
             "SYNWSGI_PARKED_POLLS": str(polls),
             "SYNWSGI_HS_RC_REGISTRATION": "1000,1000",
             "SYNWSGI_HS_RC_MESSAGE": "1000,1000",

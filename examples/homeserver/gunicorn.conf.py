@@ -5,8 +5,12 @@ From the repository root::
 
     gunicorn --config examples/homeserver/gunicorn.conf.py
 
-serves ``examples.homeserver.app:app`` with SQLite (``homeserver.db``) on
-``$SYNWSGI_BIND`` (default 127.0.0.1:8008), open registration, gevent workers.
+serves ``examples.homeserver.app:app`` with SQLite (``homeserver.db`` in the
+state directory, see ``app.py``) on ``$SYNWSGI_BIND`` (default
+127.0.0.1:8008), open registration, gevent workers; and its metrics
+(``/_synapse/metrics``) on a listener of their own,
+``$SYNWSGI_HS_METRICS_BIND`` (default 127.0.0.1:9009; empty: none), which
+the app tells apart by the port a request came in on.
 
 Sizing for long-polls: every parked ``/sync`` holds one connection of its
 worker for up to its timeout, and gunicorn's gevent worker accepts no more
@@ -30,6 +34,7 @@ import os
 import resource
 import sys
 from pathlib import Path
+from typing import Any
 
 # The repository root, so that `examples.homeserver` imports from any cwd.
 _ROOT = str(Path(__file__).resolve().parents[2])
@@ -38,6 +43,8 @@ if _ROOT not in sys.path:
 
 wsgi_app = "examples.homeserver.app:app"
 bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
+# The app reads the same variable (and default) to know which port is the metrics one.
+METRICS_BIND = os.environ.get("SYNWSGI_HS_METRICS_BIND", "127.0.0.1:9009")
 worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("SYNWSGI_WORKERS", "1"))
 PARKED_POLLS = int(os.environ.get("SYNWSGI_PARKED_POLLS", "10000"))
@@ -66,6 +73,13 @@ def _log_to_stderr() -> None:
 
 
 _log_to_stderr()
+
+
+def on_starting(server: Any) -> None:
+    """Add the metrics listener to the client's, also when ``--bind`` on the command line
+    replaced ``bind`` above (gunicorn creates its listeners after this hook)."""
+    if METRICS_BIND and METRICS_BIND not in server.cfg.bind:
+        server.cfg.set("bind", [*server.cfg.bind, METRICS_BIND])
 
 
 def post_worker_init(worker: object) -> None:
