@@ -75,7 +75,10 @@ def test_matrix_js_sdk_flow(homeserver: Any, js_client_dir: Path) -> None:
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    # The SDK's own chatter (its unstable push rule names, group-call state) is not the error.
+    noise = ("Adding default global", "MatrixRTCSessionManager")
+    errors = "\n".join(line for line in done.stderr.splitlines() if not line.startswith(noise))
+    assert done.returncode == 0, done.stdout[-2000:] + errors[-4000:]
     results = json.loads(done.stdout.strip().splitlines()[-1])
     assert results["registered_user_id"] == results["login_user_id"]
     assert results["registered_user_id"].endswith(":localhost")
