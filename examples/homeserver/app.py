@@ -6,8 +6,8 @@ handler reaches it as ``self.hs``. It serves two `Site` objects, as
 Synapse serves two listeners:
 
 * ``client_site``: the Client-Server API (``/_matrix/client``) and
-  ``/.well-known/matrix/client``, with the access log and a `ServerMetrics`
-  hook that counts every request;
+  ``/.well-known/matrix/client``, CORS preflights answered on every path,
+  with the access log and a `ServerMetrics` hook that counts every request;
 * ``metrics_site``: ``/_synapse/metrics`` only (what `ServerMetrics` counted,
   and the number of parked ``/sync`` long-polls), for a listener of its own,
   never the client port: metrics name servlets and rates that a client has
@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
-from synwsgi import JsonResource, Notifier, ServerConfig, Site
+from synwsgi import JsonResource, Notifier, OptionsResource, ServerConfig, Site
 from synwsgi.accesslog import AccessLogger
 from synwsgi.auth import Auth, Requester, create_requester
 from synwsgi.metrics import MetricsResource, ServerMetrics
@@ -166,7 +166,13 @@ class HomeServer:
         )
         listeners.set_function(self.notifier.count_waiters)
         self.client_site = Site(
-            {"/_matrix/client": self._client_resource(), "/.well-known/matrix": wellknown.resource(self)},
+            {
+                # As Synapse's root resource: a CORS preflight (OPTIONS) on any path
+                # gets its answer, so browser clients can call the API.
+                "/": OptionsResource(),
+                "/_matrix/client": self._client_resource(),
+                "/.well-known/matrix": wellknown.resource(self),
+            },
             config=ServerConfig(behind_proxy=config.behind_proxy),
             hooks=[AccessLogger(), self.metrics],
         )

@@ -7,8 +7,10 @@ Queries are templates with named fields, ``WHERE user_id = {user_id}``, and
 parameters are a mapping. `render` turns a template into each driver's own
 named parameter style once (sqlite3's ``:user_id``, psycopg's
 ``%(user_id)s``, with a literal ``%`` doubled for psycopg), by parsing the
-fields with `string.Formatter`: no SQL text is searched for a marker, so a
-``?`` or ``%`` inside an SQL literal stays what it is.
+fields with `string.Formatter`: no SQL text is searched for a marker to
+replace, so a ``%`` inside an SQL literal stays what it is. A ``?`` or ``%s``
+anywhere in a template is refused (a leftover of the positional styles;
+text that holds one goes in as a parameter).
 
 A unique key already taken is `UniqueViolation`, recognised by the driver's
 error code (SQLSTATE 23505 on PostgreSQL, ``SQLITE_CONSTRAINT_UNIQUE`` or

@@ -73,6 +73,15 @@ def test_state_events_that_replace_one_carry_prev_content(client: Client) -> Non
     assert history[0]["unsigned"]["prev_content"] == {"name": "one"}
 
 
+def test_cors_preflight_is_answered_everywhere(client: Client) -> None:
+    """Browser clients send OPTIONS before each cross-origin call."""
+    for path in (f"{API}/login", "/_matrix/client/versions", "/.well-known/matrix/client"):
+        response = client.open(path, method="OPTIONS", headers={"Origin": "https://app.example"})
+        assert response.status_code == 204, path
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
+        assert "Authorization" in response.headers["Access-Control-Allow-Headers"]
+
+
 def test_versions_and_well_known(client: Client) -> None:
     versions = client.get("/_matrix/client/versions").json["versions"]  # type: ignore[index]
     assert versions[-1] == "v1.11" and "v1.7" in versions
