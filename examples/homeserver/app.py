@@ -47,14 +47,16 @@ in-process, so serve SQLite with one (gevent) worker.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Gauge
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from synwsgi import JsonResource, Notifier, OptionsResource, ServerConfig, Site
 from synwsgi.accesslog import AccessLogger
@@ -161,10 +163,24 @@ class HomeServer:
         self.metrics_registry = CollectorRegistry()
         self.metrics = ServerMetrics(registry=self.metrics_registry, tag="client")
         # Synapse's gauge of parked long-polls, on Synapse's metrics path.
-        listeners = Gauge(
-            "synapse_notifier_listeners", "Parked /sync long-polls", registry=self.metrics_registry
+        self.parked_polls = Gauge(
+            "synapse_notifier_listeners",
+            "Parked /sync long-polls",
+            registry=self.metrics_registry,
+            multiprocess_mode="livesum",
         )
-        listeners.set_function(self.notifier.count_waiters)
+        served = self.metrics_registry
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+            # Several workers (gunicorn.conf.py): each writes its numbers to that
+            # directory and a scrape, whichever worker answers it, adds them up.
+            # The gauge is then moved by the /sync servlet (`long_poll`): a
+            # function of one worker's notifier would show that worker only.
+            served = CollectorRegistry()
+            MultiProcessCollector(served)  # type: ignore[no-untyped-call]
+            self.multiprocess_metrics = True
+        else:
+            self.parked_polls.set_function(self.notifier.count_waiters)
+            self.multiprocess_metrics = False
         self.client_site = Site(
             {
                 # As Synapse's root resource: a CORS preflight (OPTIONS) on any path
@@ -176,7 +192,20 @@ class HomeServer:
             config=ServerConfig(behind_proxy=config.behind_proxy),
             hooks=[AccessLogger(), self.metrics],
         )
-        self.metrics_site = Site({"/_synapse/metrics": MetricsResource(self.metrics_registry)})
+        self.metrics_site = Site({"/_synapse/metrics": MetricsResource(served)})
+
+    @contextlib.contextmanager
+    def long_poll(self) -> Iterator[None]:
+        """Around a /sync that may park: counted in the parked-polls gauge when several
+        workers share the metrics (with one, the gauge reads the notifier itself)."""
+        if not self.multiprocess_metrics:
+            yield
+            return
+        self.parked_polls.inc()
+        try:
+            yield
+        finally:
+            self.parked_polls.dec()
 
     def _client_resource(self) -> JsonResource:
         client = JsonResource()

@@ -32,7 +32,9 @@ import gc
 import logging.config
 import os
 import resource
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,11 +77,41 @@ def _log_to_stderr() -> None:
 _log_to_stderr()
 
 
+_metrics_dir_is_ours = False
+
+
 def on_starting(server: Any) -> None:
-    """Add the metrics listener to the client's, also when ``--bind`` on the command line
-    replaced ``bind`` above (gunicorn creates its listeners after this hook)."""
+    """Before the listeners and the workers exist, with the final settings (the command
+    line's included, which replace this file's):
+
+    * the metrics listener is added to the client's (also when ``--bind``
+      replaced ``bind`` above);
+    * with several workers, prometheus' multiprocess mode, so that a scrape,
+      whichever worker answers it, adds up every worker's numbers. It must be
+      on before a worker imports prometheus_client (the app does, after the
+      fork). A directory the user names must exist (theirs: never wiped);
+      else a temporary one is made here and removed at exit.
+    """
+    global _metrics_dir_is_ours
     if METRICS_BIND and METRICS_BIND not in server.cfg.bind:
         server.cfg.set("bind", [*server.cfg.bind, METRICS_BIND])
+    if server.cfg.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if "prometheus_client" in sys.modules:
+            raise SystemExit("prometheus_client was imported before gunicorn.conf.py could set it up")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="synwsgi-homeserver-prometheus-")
+        _metrics_dir_is_ours = True
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_dir_is_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_worker_init(worker: object) -> None:

@@ -16,14 +16,10 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ._client_helpers import raw_json
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -86,21 +82,3 @@ def test_matrix_js_sdk_flow(homeserver: Any, js_client_dir: Path) -> None:
     assert results["bob_room_name"] == "js room" and results["bob_sees_alice_as"] == "join"
     assert results["token_after_logout"] == "M_UNKNOWN_TOKEN"
     assert "v1.11" in results["versions"]
-
-
-def test_metrics_listener_counts_the_client_requests(homeserver: Any) -> None:
-    """The metrics are on their own listener, and count what the client port served."""
-    assert raw_json(homeserver.url, "GET", "/_matrix/client/versions")[0] == 200
-    status, _ = raw_json(homeserver.url, "GET", "/_synapse/metrics")
-    assert status == 404
-    metrics_url = f"http://127.0.0.1:{homeserver.metrics_port}"
-    with urllib.request.urlopen(f"{metrics_url}/_synapse/metrics", timeout=10) as response:
-        text = response.read().decode()
-    versions = [
-        line for line in text.splitlines() if 'servlet="VersionsServlet"' in line and "received" in line
-    ]
-    assert versions and float(versions[0].rsplit(" ", 1)[1]) >= 1
-    # And the client API is not served there.
-    with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"{metrics_url}/_matrix/client/versions", timeout=10)
-    assert refused.value.code == 404
