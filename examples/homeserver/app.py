@@ -196,8 +196,9 @@ class HomeServer:
 
     @contextlib.contextmanager
     def long_poll(self) -> Iterator[None]:
-        """Around a /sync that may park: counted in the parked-polls gauge when several
-        workers share the metrics (with one, the gauge reads the notifier itself)."""
+        """Around a /sync: counted in the parked-polls gauge when several workers share
+        the metrics (then the gauge counts syncs in progress, parked or answering; with
+        one worker it reads the notifier's parked waiters themselves)."""
         if not self.multiprocess_metrics:
             yield
             return
