@@ -224,10 +224,24 @@ class Database:
         with self.transaction() as txn:
             if self.postgres:
                 txn.fetchone("SELECT pg_advisory_xact_lock({key})", {"key": _SCHEMA_LOCK})
-            serial = SERIAL["postgres" if self.postgres else "sqlite"]
-            for statement in SCHEMA.replace("{serial}", serial).split(";"):
-                if statement.strip():
-                    txn.execute(statement)
+            # Only a database without the schema gets it (in one transaction, so a
+            # schema is whole or absent). Re-running the DDL on every start is not
+            # harmless on PostgreSQL: `CREATE INDEX IF NOT EXISTS` locks the table
+            # (SHARE) before it finds the index, so a worker starting while others
+            # write held `events` against their inserts while its seed row waited
+            # for their position row: a deadlock (`tests/homeserver/test_store.py`).
+            if not self._has_schema(txn):
+                serial = SERIAL["postgres" if self.postgres else "sqlite"]
+                for statement in SCHEMA.replace("{serial}", serial).split(";"):
+                    if statement.strip():
+                        txn.execute(statement)
+
+    def _has_schema(self, txn: Txn) -> bool:
+        if self.postgres:
+            row = txn.fetchone("SELECT to_regclass('stream_position') IS NOT NULL")
+            return bool(row and row[0])
+        found = txn.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stream_position'")
+        return found is not None
 
     # -- SQLite: one connection, one transaction at a time -------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,36 @@ def test_a_reader_never_sees_a_position_before_its_write(database: str) -> None:
     assert problems == []
     db.close()
     reader_db.close()
+
+
+def test_a_worker_opening_the_database_while_another_writes(database: str) -> None:
+    """A worker that starts while another writes must not deadlock with it.
+
+    (On PostgreSQL, re-running the schema's ``CREATE INDEX IF NOT EXISTS`` took a
+    SHARE lock on `events` that the writer's insert waited for, while the
+    opener's seed row waited for the writer's position row: "deadlock detected".)
+    """
+    db = Database(database)
+    store = Store(db)
+    store.create_user("@a:x", "h", 1)
+    with db.transaction() as txn:
+        store.create_room(txn, "!r:x", "@a:x")
+    opened: list[BaseException | None] = []
+
+    def open_again() -> None:
+        try:
+            Database(database).close()
+            opened.append(None)
+        except BaseException as exc:
+            opened.append(exc)
+
+    with db.transaction() as txn:
+        txn.next_stream_id()  # this writer holds the position row
+        opener = threading.Thread(target=open_again)
+        opener.start()
+        time.sleep(0.5)  # the opener is in its schema step now
+        store.persist_event(txn, "$e", "!r:x", "m.room.message", None, "@a:x", {"n": 1}, 1)
+    opener.join(15)
+    assert opened == [None]
+    assert store.get_event("$e") is not None
+    db.close()
