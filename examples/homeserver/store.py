@@ -209,6 +209,25 @@ class Txn:
         return int(row[0])
 
 
+@contextlib.contextmanager
+def _closed_if_interrupted(conn: Any) -> Iterator[None]:
+    """Close the connection when the block ends in an exception while a command is in flight.
+
+    That is a request killed in psycopg's wait (a client gone: gevent kills
+    the handler's greenlet): the server is still running its query, so the
+    connection cannot roll back or serve anyone else. Closed, the server
+    aborts the query; the pool drops the connection and opens another.
+    """
+    try:
+        yield
+    except BaseException:
+        from psycopg import pq
+
+        if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.ACTIVE:
+            conn.close()
+        raise
+
+
 class Database:
     """A SQLite file (or `:memory:`) or a PostgreSQL DSN, with the schema created."""
 
@@ -279,7 +298,11 @@ class Database:
         return self._pool.get()
 
     def _pg_release(self, conn: Any) -> None:
-        if conn.closed or conn.broken:
+        """Back to the pool, unless it is closed, broken or not idle (then it is dropped)."""
+        from psycopg import pq
+
+        if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.close()
             with self._lock:
                 self._created -= 1
             return
@@ -307,14 +330,14 @@ class Database:
         conn = self._pg_acquire()
         try:
             if write:
-                with conn.transaction(), conn.cursor() as cursor:
+                with conn.transaction(), conn.cursor() as cursor, _closed_if_interrupted(conn):
                     yield Txn(cursor, postgres=True)
             else:
                 # Reads need no transaction: each statement sees every position
                 # up to the newest committed one (writers take positions in
                 # commit order), and readers bound what they read by the position they saw
                 # first: no snapshot needed, two round trips saved.
-                with conn.cursor() as cursor:
+                with conn.cursor() as cursor, _closed_if_interrupted(conn):
                     yield Txn(cursor, postgres=True)
         finally:
             self._pg_release(conn)

@@ -234,3 +234,19 @@ def test_a_worker_opening_the_database_while_another_writes(database: str) -> No
     assert opened == [None]
     assert store.get_event("$e") is not None
     db.close()
+
+
+def test_a_connection_left_mid_query_is_not_reused(postgres: PostgresServer) -> None:
+    """A request killed while its query runs (a client gone: the greenlet is killed in
+    psycopg's wait) leaves its connection busy; the pool must not hand it out again
+    ("another command is already in progress" on the next request, seen under matrix-js-sdk)."""
+    db = Database(postgres.create_database("store_killed_mid_query"), pool_size=1)
+    store = Store(db)
+    for write in (False, True):
+        with pytest.raises(KeyboardInterrupt), db.transaction(write=write) as txn:
+            txn.fetchone("SELECT 1")
+            txn._cursor.connection.pgconn.send_query(b"SELECT pg_sleep(0.2)")  # in flight...
+            raise KeyboardInterrupt  # ... when the handler is killed
+        assert store.create_user(f"@after{write}:x", "h", 1) is True
+        assert store.user_exists(f"@after{write}:x")
+    db.close()
