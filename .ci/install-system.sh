@@ -6,6 +6,10 @@
 #   openssl                     tests/deploy makes a throwaway TLS certificate for nginx
 #   gcc (+ python3-dev)         tests/deploy/test_compiled.py builds the opt-in mypyc build;
 #                               python3-dev only when $PYTHON lacks its Python.h (a Debian python3)
+#   nodejs + npm                tests/homeserver/test_js_sdk.py (matrix-js-sdk 36, which needs
+#                               Node 20+; the test runs `npm ci` itself). Only when no `node` is
+#                               on PATH: Debian 12's own nodejs is 18, too old (the test then
+#                               fails under CI and says so); Node 20 comes from NodeSource there.
 # and selenium into the Python that runs pytest ($PYTHON, else the active
 # virtualenv's, else the repository's .venv, else the first python3 on PATH:
 # never the system Python when a venv is there).
@@ -43,6 +47,7 @@ missing=()
 compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || missing+=(postgresql)
 [ -x /usr/bin/openssl ] || missing+=(openssl)
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
+command -v node >/dev/null 2>&1 || missing+=(nodejs npm)
 "$PYTHON" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)
 
@@ -97,4 +102,5 @@ fi
 /usr/bin/chromedriver --version
 /usr/sbin/nginx -v 2>&1
 ls -d /usr/lib/postgresql/*/bin/postgres
+echo "node $(node --version)"
 "$PYTHON" -c 'import selenium; print("selenium", selenium.__version__)'

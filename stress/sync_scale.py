@@ -82,6 +82,7 @@ class Homeserver:
     host: str
     port: int
     process: subprocess.Popen[bytes]
+    metrics_port: int
 
     def worker_pids(self) -> list[int]:
         return child_pids(self.process.pid)
@@ -108,6 +109,7 @@ def homeserver(polls: int, workers: int = 1) -> Iterator[Homeserver]:
     Started directly rather than through the test harness, which adds
     gunicorn's own access log: the example writes synwsgi's instead.
     """
+    metrics_port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="synwsgi-scale-") as directory,
         database(workers, directory) as dsn,
@@ -116,6 +118,8 @@ def homeserver(polls: int, workers: int = 1) -> Iterator[Homeserver]:
             **os.environ,
             "SYNWSGI_HS_DATABASE": dsn,
             "SYNWSGI_WORKERS": str(workers),
+            # As shipped: metrics counted, served on a listener of their own.
+            "SYNWSGI_HS_METRICS_BIND": f"{HOST}:{metrics_port}",
             "SYNWSGI_PARKED_POLLS": str(polls),
             "SYNWSGI_HS_RC_REGISTRATION": "1000,1000",
             "SYNWSGI_HS_RC_MESSAGE": "1000,1000",
@@ -142,7 +146,7 @@ def homeserver(polls: int, workers: int = 1) -> Iterator[Homeserver]:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        running = Homeserver(HOST, port, process)
+        running = Homeserver(HOST, port, process, metrics_port)
         try:
             deadline = time.monotonic() + 30
             while True:
@@ -257,8 +261,8 @@ async def park(running: Homeserver, tokens: list[str], since: str, count: int) -
 
 
 def parked_polls(running: Homeserver) -> int:
-    """The homeserver's gauge of parked long-polls (`synapse_notifier_listeners`)."""
-    conn = http.client.HTTPConnection(running.host, running.port, timeout=60)
+    """The gauge of parked long-polls (`synapse_notifier_listeners`), from the metrics listener."""
+    conn = http.client.HTTPConnection(running.host, running.metrics_port, timeout=60)
     try:
         conn.request("GET", "/_synapse/metrics")
         text = conn.getresponse().read().decode()

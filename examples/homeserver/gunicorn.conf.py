@@ -5,8 +5,12 @@ From the repository root::
 
     gunicorn --config examples/homeserver/gunicorn.conf.py
 
-serves ``examples.homeserver.app:app`` with SQLite (``homeserver.db``) on
-``$SYNWSGI_BIND`` (default 127.0.0.1:8008), open registration, gevent workers.
+serves ``examples.homeserver.app:app`` with SQLite (``homeserver.db`` in the
+state directory, see ``app.py``) on ``$SYNWSGI_BIND`` (default
+127.0.0.1:8008), open registration, gevent workers; and its metrics
+(``/_synapse/metrics``) on a listener of their own,
+``$SYNWSGI_HS_METRICS_BIND`` (default 127.0.0.1:9009; empty: none), which
+the app tells apart by the port a request came in on.
 
 Sizing for long-polls: every parked ``/sync`` holds one connection of its
 worker for up to its timeout, and gunicorn's gevent worker accepts no more
@@ -28,8 +32,11 @@ import gc
 import logging.config
 import os
 import resource
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 # The repository root, so that `examples.homeserver` imports from any cwd.
 _ROOT = str(Path(__file__).resolve().parents[2])
@@ -38,6 +45,8 @@ if _ROOT not in sys.path:
 
 wsgi_app = "examples.homeserver.app:app"
 bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
+# The app reads the same variable (and default) to know which port is the metrics one.
+METRICS_BIND = os.environ.get("SYNWSGI_HS_METRICS_BIND", "127.0.0.1:9009")
 # gevent through gevent.pywsgi (gunicorn's `gevent_pywsgi` worker with synwsgi's
 # fixes): ~1.3x cheaper per request than gunicorn's `gevent` worker.
 worker_class = os.environ.get("SYNWSGI_WORKER_CLASS", "synwsgi.pywsgi_worker.PyWSGIWorker")
@@ -67,7 +76,45 @@ def _log_to_stderr() -> None:
     logging.config.dictConfig(config)
 
 
-_log_to_stderr()
+_metrics_dir_is_ours = False
+
+
+def on_starting(server: Any) -> None:
+    """Before the listeners and the workers exist, with the final settings (the command
+    line's included, which replace this file's):
+
+    * the metrics listener is added to the client's (also when ``--bind``
+      replaced ``bind`` above);
+    * with several workers, prometheus' multiprocess mode, so that a scrape,
+      whichever worker answers it, adds up every worker's numbers. It must be
+      on before a worker imports prometheus_client (the app does, after the
+      fork). A directory the user names must exist (theirs: never wiped);
+      else a temporary one is made here and removed at exit;
+    * then synwsgi's logging (`_log_to_stderr`): importing synwsgi imports
+      prometheus_client (its top level exports `MetricsResource`), so it
+      comes after the multiprocess decision, and the workers inherit it.
+    """
+    global _metrics_dir_is_ours
+    if METRICS_BIND and METRICS_BIND not in server.cfg.bind:
+        server.cfg.set("bind", [*server.cfg.bind, METRICS_BIND])
+    if server.cfg.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if "prometheus_client" in sys.modules:
+            raise SystemExit("prometheus_client was imported before gunicorn.conf.py could set it up")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="synwsgi-homeserver-prometheus-")
+        _metrics_dir_is_ours = True
+    _log_to_stderr()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_dir_is_ours:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
 
 
 def post_worker_init(worker: object) -> None:

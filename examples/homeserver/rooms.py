@@ -13,6 +13,7 @@ first sync after an invite or a join wakes).
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Iterable
@@ -30,9 +31,10 @@ from .store import (
     Txn,
     get_auth_state,
     get_event_in,
-    has_user,
     replace_event_content,
 )
+
+logger = logging.getLogger(__name__)
 
 ROOM_VERSION = "10"
 
@@ -240,7 +242,7 @@ class RoomHandler:
         }
         state: list[tuple[str, str, JsonDict]] = [
             ("m.room.create", "", create_content),
-            ("m.room.member", creator, {"membership": "join"}),
+            ("m.room.member", creator, {"membership": "join", **self.member_profile(None, creator, "join")}),
             ("m.room.power_levels", "", power_levels),
         ]
         if alias is not None and ("m.room.canonical_alias", "") not in initial:
@@ -257,7 +259,13 @@ class RoomHandler:
         if "topic" in body:
             state.append(("m.room.topic", "", {"topic": body["topic"]}))
         for invitee in invites:
-            state.append(("m.room.member", invitee, {"membership": "invite"}))
+            state.append(
+                (
+                    "m.room.member",
+                    invitee,
+                    {"membership": "invite", **self.member_profile(None, invitee, "invite")},
+                )
+            )
 
         with self.store.db.transaction() as txn:
             self.store.create_room(txn, room_id, creator)
@@ -293,12 +301,13 @@ class RoomHandler:
         (as Synapse's): `kick` needs a target in the room (joined, invited),
         `unban` a banned one.
         """
-        content: JsonDict = {"membership": membership}
-        if reason is not None:
-            content["reason"] = reason
         with self.store.db.transaction() as txn:
-            if txn.fetchone("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)) is None:
+            if not self.store.room_exists(room_id, txn):
                 raise NotFoundError("Unknown room")
+            # A join or an invite carries the target's profile (as Synapse's).
+            content: JsonDict = {"membership": membership, **self.member_profile(txn, target, membership)}
+            if reason is not None:
+                content["reason"] = reason
             new = NewEvent("m.room.member", sender, content, target)
             self._authorize(txn, room_id, new)
             if action in ("kick", "unban"):
@@ -309,7 +318,7 @@ class RoomHandler:
                     raise SynapseError(
                         403, f"Cannot unban user who was not banned (membership={current})", Codes.BAD_STATE
                     )
-            if membership == "invite" and not has_user(txn, target):
+            if membership == "invite" and not self.store.user_exists(target, txn):
                 raise NotFoundError(f"Unknown user {target}")
             event = self._append(txn, room_id, "m.room.member", sender, content, target)
         self._notify([event])
@@ -373,7 +382,7 @@ class RoomHandler:
                     NewEvent("m.room.redaction", sender, content, None, target.sender, target.type),
                 )
                 event = self._append(txn, room_id, "m.room.redaction", sender, content, None, txn_key)
-                replace_event_content(txn, target.event_id, redacted_content(target.type, target.content))
+                replace_event_content(txn, target, redacted_content(target.type, target.content))
         except (IntegrityError, AuthError):
             existing = self.store.get_event_by_txn(txn_key) if txn_key else None
             if existing is None:
@@ -394,3 +403,45 @@ class RoomHandler:
             profile = self.store.get_profile(member.state_key) or (None, None)
             joined[member.state_key] = {"display_name": profile[0], "avatar_url": profile[1]}
         return joined
+
+    # -- profiles in member events ---------------------------------------------------
+
+    def member_profile(self, txn: Txn | None, user_id: str, membership: str) -> JsonDict:
+        """`displayname`/`avatar_url` for a join or invite member event (as Synapse adds them)."""
+        if membership not in ("join", "invite"):
+            return {}
+        profile = self.store.get_profile(user_id, txn) or (None, None)
+        return {
+            key: value
+            for key, value in zip(("displayname", "avatar_url"), profile, strict=True)
+            if value is not None
+        }
+
+    def set_profile(self, user_id: str, field: str, value: str | None) -> None:
+        """Change a profile field and re-send the user's member event in every joined room.
+
+        Clients show names from member events, not from the profile: without
+        the new events, the old name stays in every room. Each one is written
+        through `_write`, so the authorization rules check it like any member
+        event; a room that refuses it is skipped (logged), as Synapse skips
+        it, and the profile change stands.
+        """
+        with self.store.db.transaction() as txn:
+            self.store.set_profile_field(txn, user_id, field, value)
+            profile = self.member_profile(txn, user_id, "join")
+            events = []
+            for room_id in self.store.get_rooms_for_user(user_id, txn=txn):
+                current = self.store.get_state_event(room_id, "m.room.member", user_id, txn)
+                content = {
+                    key: value
+                    for key, value in (current.content if current is not None else {}).items()
+                    if key not in ("displayname", "avatar_url")
+                }
+                content.update(profile, membership="join")
+                try:
+                    # The rules are checked before anything is written: a refusal
+                    # leaves the transaction as it was.
+                    events.append(self._write(txn, room_id, "m.room.member", user_id, content, user_id))
+                except AuthError as exc:
+                    logger.warning("profile change of %s not sent to %s: %s", user_id, room_id, exc.msg)
+        self._notify(events)

@@ -1,39 +1,70 @@
 """Storage: the same SQL on SQLite (the default) and PostgreSQL (given a DSN).
 
 `Database` hides the two drivers behind one `transaction()`; `Store` holds
-every query the homeserver makes. Queries are written with `?` placeholders
-and turned into psycopg's `%s` for PostgreSQL.
+every query the homeserver makes.
 
-Everything a `/sync` can see gets a position from one stream (`stream_ids`):
-events, typing, receipts, account data. Writers allocate positions inside a
-transaction that holds a global lock (SQLite: the single connection's lock;
-PostgreSQL: an advisory transaction lock), so positions become visible in
-order: a reader that has seen position N has seen everything below N, and a
-long-poll never skips a write that committed late.
+Queries are templates with named fields, ``WHERE user_id = {user_id}``, and
+parameters are a mapping. `render` turns a template into each driver's own
+named parameter style once (sqlite3's ``:user_id``, psycopg's
+``%(user_id)s``, with a literal ``%`` doubled for psycopg), by parsing the
+fields with `string.Formatter`: no SQL text is searched for a marker to
+replace, so a ``%`` inside an SQL literal stays what it is. A ``?`` or ``%s``
+anywhere in a template is refused (a leftover of the positional styles;
+text that holds one goes in as a parameter).
+
+A unique key already taken is `UniqueViolation`, recognised by the driver's
+error code (SQLSTATE 23505 on PostgreSQL, ``SQLITE_CONSTRAINT_UNIQUE`` or
+``_PRIMARYKEY`` on SQLite), never by an exception's class name; any other
+integrity error (a NOT NULL, a CHECK) propagates as the driver raised it.
+
+Everything a `/sync` can see gets a position from one stream: events,
+typing, receipts, account data. The position is one row
+(`stream_position`), bumped with ``UPDATE ... RETURNING`` by the transaction
+that writes: the row's lock is held until that transaction commits, so
+writers take positions one at a time, in commit order, and a reader that has
+seen position N has seen everything at or below N (a long-poll never skips a
+write that committed late). A PostgreSQL sequence would not give this:
+``nextval`` hands numbers out in call order, and they commit in any order.
+The row never grows; the old one-row-per-position table did, forever.
+Other ids (filters) need only be unique: they come from the database's own
+allocator (an identity column on PostgreSQL, ``AUTOINCREMENT`` on SQLite)
+through ``INSERT ... RETURNING``.
+
+Rows that are replaced (typing, receipts, account data, the current state)
+are written with one ``INSERT ... ON CONFLICT (...) DO UPDATE`` (both
+databases), not an update followed by an insert.
 
 SQLite calls block the gevent hub (they are plain C calls), so every
 transaction here is a handful of indexed statements. psycopg 3 waits on its
 socket through gevent's patched `select`, so PostgreSQL queries do not block
 the hub (`tests/homeserver/_hub_probe.py` measures it).
+
+There are no schema migrations: a database made by an older version of the
+example is not upgraded (start from an empty state directory).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import queue
 import sqlite3
+import string
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 JsonDict = dict[str, Any]
+Params = Mapping[str, Any]
 
-# A serial key: SQLite's AUTOINCREMENT, PostgreSQL's BIGSERIAL.
+# {serial}: a key the database allocates; {json}: a JSON text column.
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS stream_ids (stream_id {serial} PRIMARY KEY, dummy INTEGER);
+CREATE TABLE IF NOT EXISTS stream_position (
+    id INTEGER PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS users (
     user_id TEXT PRIMARY KEY, password_hash TEXT NOT NULL, created_ts BIGINT NOT NULL,
     displayname TEXT, avatar_url TEXT
@@ -41,13 +72,23 @@ CREATE TABLE IF NOT EXISTS users (
 CREATE TABLE IF NOT EXISTS access_tokens (
     token TEXT PRIMARY KEY, id BIGINT NOT NULL UNIQUE, user_id TEXT NOT NULL, device_id TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS access_tokens_user ON access_tokens (user_id);
-CREATE TABLE IF NOT EXISTS rooms (room_id TEXT PRIMARY KEY, creator TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS access_tokens_user ON access_tokens (user_id, device_id);
+CREATE TABLE IF NOT EXISTS devices (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, display_name TEXT,
+    last_seen_ts BIGINT, last_seen_ip TEXT, keys TEXT, PRIMARY KEY (user_id, device_id)
+);
+CREATE TABLE IF NOT EXISTS one_time_keys (
+    user_id TEXT NOT NULL, device_id TEXT NOT NULL, algorithm TEXT NOT NULL, key_id TEXT NOT NULL,
+    key_json TEXT NOT NULL, PRIMARY KEY (user_id, device_id, algorithm, key_id)
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    room_id TEXT PRIMARY KEY, creator TEXT NOT NULL, is_public BOOLEAN NOT NULL DEFAULT FALSE
+);
 CREATE TABLE IF NOT EXISTS room_aliases (alias TEXT PRIMARY KEY, room_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
     stream_ordering BIGINT PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, room_id TEXT NOT NULL,
     type TEXT NOT NULL, state_key TEXT, sender TEXT NOT NULL, content TEXT NOT NULL,
-    origin_server_ts BIGINT NOT NULL, txn_key TEXT UNIQUE
+    origin_server_ts BIGINT NOT NULL, txn_key TEXT UNIQUE, unsigned TEXT
 );
 CREATE INDEX IF NOT EXISTS events_room ON events (room_id, stream_ordering);
 CREATE INDEX IF NOT EXISTS events_state_key ON events (state_key, stream_ordering);
@@ -71,22 +112,62 @@ CREATE TABLE IF NOT EXISTS account_data (
     stream_id BIGINT NOT NULL, PRIMARY KEY (user_id, room_id, type)
 );
 CREATE TABLE IF NOT EXISTS filters (
-    user_id TEXT NOT NULL, filter_id BIGINT NOT NULL, content TEXT NOT NULL,
-    PRIMARY KEY (user_id, filter_id)
+    filter_id {serial}, user_id TEXT NOT NULL, content TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS filters_user ON filters (user_id, filter_id);
+INSERT INTO stream_position (id, position) VALUES (1, 0) ON CONFLICT (id) DO NOTHING
 """
 
-# Held by every PostgreSQL transaction that allocates stream positions.
-_STREAM_LOCK = 0x5EC7
+SERIAL = {
+    "sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT",
+    "postgres": "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY",
+}
+
+# Workers and hosts start together: one creates the schema at a time.
 _SCHEMA_LOCK = 0x5EC8
+
+# SQLite's extended result codes for a taken unique key (sqlite3 exposes them from Python 3.11).
+_SQLITE_UNIQUE = frozenset((sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY))
+_PG_UNIQUE_VIOLATION = "23505"
 
 
 def is_postgres_dsn(database: str) -> bool:
     return database.startswith(("postgres://", "postgresql://")) or "dbname=" in database
 
 
-class IntegrityError(Exception):
-    """A unique key was already taken (either driver)."""
+class UniqueViolation(Exception):
+    """A unique key was already taken (either driver, told by its error code)."""
+
+
+# The name the room handlers used before; the same exception.
+IntegrityError = UniqueViolation
+
+
+@functools.lru_cache(maxsize=1024)
+def render(template: str, postgres: bool) -> str:
+    """A query template in the driver's named style: ``{name}`` -> ``%(name)s`` or ``:name``.
+
+    `string.Formatter` parses the fields (``{{`` is a literal brace). A
+    template must name its fields and use nothing else: a positional ``?``
+    or ``%s`` in it is refused, as a leftover of another style.
+    """
+    out: list[str] = []
+    for literal, field, spec, conversion in string.Formatter().parse(template):
+        if "?" in literal or "%s" in literal:
+            raise ValueError(f"positional placeholder in {template!r}: use {{name}} fields")
+        out.append(literal.replace("%", "%%") if postgres else literal)
+        if field is None:
+            continue
+        if not field.isidentifier() or spec or conversion:
+            raise ValueError(f"bad field {field!r} in {template!r}")
+        out.append(f"%({field})s" if postgres else f":{field}")
+    return "".join(out)
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    if isinstance(exc, sqlite3.IntegrityError):
+        return getattr(exc, "sqlite_errorcode", None) in _SQLITE_UNIQUE
+    return getattr(exc, "sqlstate", None) == _PG_UNIQUE_VIOLATION
 
 
 class Txn:
@@ -94,47 +175,57 @@ class Txn:
 
     def __init__(self, cursor: Any, postgres: bool) -> None:
         self._cursor = cursor
-        self._postgres = postgres
-        self._stream_locked = False
+        self.postgres = postgres
 
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self._postgres else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; return the number of rows it changed."""
+    def _run(self, template: str, params: Params) -> None:
         try:
-            self._cursor.execute(self._sql(sql), params)
-        except sqlite3.IntegrityError as exc:
-            raise IntegrityError(str(exc)) from exc
+            self._cursor.execute(render(template, self.postgres), params)
         except Exception as exc:
-            if type(exc).__name__ in ("UniqueViolation", "IntegrityError"):
-                raise IntegrityError(str(exc)) from exc
+            if _is_unique_violation(exc):
+                raise UniqueViolation(str(exc)) from exc
             raise
+
+    def execute(self, template: str, params: Params | None = None) -> int:
+        """Run one statement; return the number of rows it changed."""
+        self._run(template, params or {})
         return int(self._cursor.rowcount)
 
-    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        self._cursor.execute(self._sql(sql), params)
-        return list(self._cursor.fetchall())
+    def fetchall(self, template: str, params: Params | None = None) -> list[tuple[Any, ...]]:
+        self._run(template, params or {})
+        return [tuple(row) for row in self._cursor.fetchall()]
 
-    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
-        self._cursor.execute(self._sql(sql), params)
+    def fetchone(self, template: str, params: Params | None = None) -> tuple[Any, ...] | None:
+        self._run(template, params or {})
         row = self._cursor.fetchone()
         return tuple(row) if row is not None else None
 
     def next_stream_id(self) -> int:
-        """A new position, visible to readers only once this transaction commits."""
-        if self._postgres and not self._stream_locked:
-            # The lock and the allocation in one round trip.
-            self._stream_locked = True
-            row = self.fetchone(
-                "WITH locked AS (SELECT pg_advisory_xact_lock(?))"
-                " INSERT INTO stream_ids (dummy) SELECT NULL FROM locked RETURNING stream_id",
-                (_STREAM_LOCK,),
-            )
-        else:
-            row = self.fetchone("INSERT INTO stream_ids (dummy) VALUES (NULL) RETURNING stream_id")
+        """A new position, visible to readers only once this transaction commits.
+
+        The position row stays locked until then (see the module docstring).
+        """
+        row = self.fetchone("UPDATE stream_position SET position = position + 1 RETURNING position")
         assert row is not None
         return int(row[0])
+
+
+@contextlib.contextmanager
+def _closed_if_interrupted(conn: Any) -> Iterator[None]:
+    """Close the connection when the block ends in an exception while a command is in flight.
+
+    That is a request killed in psycopg's wait (a client gone: gevent kills
+    the handler's greenlet): the server is still running its query, so the
+    connection cannot roll back or serve anyone else. Closed, the server
+    aborts the query; the pool drops the connection and opens another.
+    """
+    try:
+        yield
+    except BaseException:
+        from psycopg import pq
+
+        if not conn.closed and conn.info.transaction_status == pq.TransactionStatus.ACTIVE:
+            conn.close()
+        raise
 
 
 class Database:
@@ -150,16 +241,26 @@ class Database:
         self._created = 0
         self._pid = os.getpid()
         with self.transaction() as txn:
-            serial = "BIGSERIAL" if self.postgres else "INTEGER"
             if self.postgres:
-                # Workers and hosts start together: one creates the schema at a time.
-                txn.fetchone("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
-            for statement in SCHEMA.format(serial=serial).split(";"):
-                if statement.strip():
-                    sql = statement
-                    if not self.postgres:
-                        sql = sql.replace("INTEGER PRIMARY KEY", "INTEGER PRIMARY KEY AUTOINCREMENT", 1)
-                    txn.execute(sql)
+                txn.fetchone("SELECT pg_advisory_xact_lock({key})", {"key": _SCHEMA_LOCK})
+            # Only a database without the schema gets it (in one transaction, so a
+            # schema is whole or absent). Re-running the DDL on every start is not
+            # harmless on PostgreSQL: `CREATE INDEX IF NOT EXISTS` locks the table
+            # (SHARE) before it finds the index, so a worker starting while others
+            # write held `events` against their inserts while its seed row waited
+            # for their position row: a deadlock (`tests/homeserver/test_store.py`).
+            if not self._has_schema(txn):
+                serial = SERIAL["postgres" if self.postgres else "sqlite"]
+                for statement in SCHEMA.replace("{serial}", serial).split(";"):
+                    if statement.strip():
+                        txn.execute(statement)
+
+    def _has_schema(self, txn: Txn) -> bool:
+        if self.postgres:
+            row = txn.fetchone("SELECT to_regclass('stream_position') IS NOT NULL")
+            return bool(row and row[0])
+        found = txn.fetchone("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stream_position'")
+        return found is not None
 
     # -- SQLite: one connection, one transaction at a time -------------------
 
@@ -197,7 +298,11 @@ class Database:
         return self._pool.get()
 
     def _pg_release(self, conn: Any) -> None:
-        if conn.closed or conn.broken:
+        """Back to the pool, unless it is closed, broken or not idle (then it is dropped)."""
+        from psycopg import pq
+
+        if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            conn.close()
             with self._lock:
                 self._created -= 1
             return
@@ -225,14 +330,14 @@ class Database:
         conn = self._pg_acquire()
         try:
             if write:
-                with conn.transaction(), conn.cursor() as cursor:
+                with conn.transaction(), conn.cursor() as cursor, _closed_if_interrupted(conn):
                     yield Txn(cursor, postgres=True)
             else:
                 # Reads need no transaction: each statement sees every position
-                # up to the newest committed one (writers allocate positions in
+                # up to the newest committed one (writers take positions in
                 # commit order), and readers bound what they read by the position they saw
                 # first: no snapshot needed, two round trips saved.
-                with conn.cursor() as cursor:
+                with conn.cursor() as cursor, _closed_if_interrupted(conn):
                     yield Txn(cursor, postgres=True)
         finally:
             self._pg_release(conn)
@@ -270,6 +375,9 @@ class Event:
     content: JsonDict
     origin_server_ts: int
     txn_key: str | None
+    # What the server adds: for a state event that replaced one, `prev_content`,
+    # `prev_sender` and `replaces_state` (the spec's `unsigned` fields).
+    unsigned: JsonDict | None = None
 
     def to_client(self, txn_prefix: str | None = None) -> JsonDict:
         """The client-server API format; the sender's own device sees its txn id."""
@@ -280,7 +388,7 @@ class Event:
             "sender": self.sender,
             "content": self.content,
             "origin_server_ts": self.origin_server_ts,
-            "unsigned": {},
+            "unsigned": dict(self.unsigned) if self.unsigned else {},
         }
         if self.state_key is not None:
             event["state_key"] = self.state_key
@@ -303,16 +411,51 @@ class Event:
 
 
 EVENT_COLUMNS = (
-    "stream_ordering, event_id, room_id, type, state_key, sender, content, origin_server_ts, txn_key"
+    "stream_ordering, event_id, room_id, type, state_key, sender, content, origin_server_ts,"
+    " txn_key, unsigned"
 )
 
 
 def _event(row: tuple[Any, ...]) -> Event:
-    return Event(int(row[0]), row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), int(row[7]), row[8])
+    return Event(
+        int(row[0]),
+        row[1],
+        row[2],
+        row[3],
+        row[4],
+        row[5],
+        json.loads(row[6]),
+        int(row[7]),
+        row[8],
+        json.loads(row[9]) if row[9] else None,
+    )
 
 
-def _placeholders(values: Sequence[Any]) -> str:
-    return ", ".join("?" for _ in values)
+def _prefixed(alias: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in EVENT_COLUMNS.split(","))
+
+
+def _in_list(name: str, values: Iterable[Any]) -> tuple[str, dict[str, Any]]:
+    """``{name0}, {name1}, ...`` and its parameters, for an ``IN (...)``."""
+    params = {f"{name}{index}": value for index, value in enumerate(values)}
+    return ", ".join("{" + key + "}" for key in params), params
+
+
+@dataclass(frozen=True)
+class Device:
+    device_id: str
+    display_name: str | None
+    last_seen_ts: int | None
+    last_seen_ip: str | None
+
+    def to_client(self, user_id: str) -> JsonDict:
+        return {
+            "user_id": user_id,
+            "device_id": self.device_id,
+            "display_name": self.display_name,
+            "last_seen_ts": self.last_seen_ts,
+            "last_seen_ip": self.last_seen_ip,
+        }
 
 
 class Store:
@@ -327,75 +470,289 @@ class Store:
         if txn is None:
             with self.db.transaction(write=False) as txn:
                 return self.current_position(txn)
-        row = txn.fetchone("SELECT COALESCE(MAX(stream_id), 0) FROM stream_ids")
+        row = txn.fetchone("SELECT position FROM stream_position")
         return int(row[0]) if row else 0
 
-    # -- users and tokens ----------------------------------------------------
+    # -- users, tokens and devices -----------------------------------------------
 
     def create_user(self, user_id: str, password_hash: str, now_ms: int) -> bool:
         try:
             with self.db.transaction() as txn:
                 txn.execute(
-                    "INSERT INTO users (user_id, password_hash, created_ts) VALUES (?, ?, ?)",
-                    (user_id, password_hash, now_ms),
+                    "INSERT INTO users (user_id, password_hash, created_ts)"
+                    " VALUES ({user_id}, {password_hash}, {now})",
+                    {"user_id": user_id, "password_hash": password_hash, "now": now_ms},
                 )
-        except IntegrityError:
+        except UniqueViolation:
             return False
         return True
 
-    def user_exists(self, user_id: str) -> bool:
-        with self.db.transaction(write=False) as txn:
-            return txn.fetchone("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
+    def user_exists(self, user_id: str, txn: Txn | None = None) -> bool:
+        if txn is None:
+            with self.db.transaction(write=False) as txn:
+                return self.user_exists(user_id, txn)
+        return txn.fetchone("SELECT 1 FROM users WHERE user_id = {user_id}", {"user_id": user_id}) is not None
 
     def get_password_hash(self, user_id: str) -> str | None:
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone("SELECT password_hash FROM users WHERE user_id = ?", (user_id,))
+            row = txn.fetchone(
+                "SELECT password_hash FROM users WHERE user_id = {user_id}", {"user_id": user_id}
+            )
         return row[0] if row else None
 
-    def add_access_token(self, token: str, token_id: int, user_id: str, device_id: str) -> None:
+    def add_access_token(
+        self,
+        token: str,
+        token_id: int,
+        user_id: str,
+        device_id: str,
+        display_name: str | None = None,
+        now_ms: int | None = None,
+        ip: str | None = None,
+    ) -> None:
+        """A new token for a device (made, or named anew when `display_name` is given)."""
         with self.db.transaction() as txn:
             txn.execute(
-                "INSERT INTO access_tokens (token, id, user_id, device_id) VALUES (?, ?, ?, ?)",
-                (token, token_id, user_id, device_id),
+                "INSERT INTO access_tokens (token, id, user_id, device_id)"
+                " VALUES ({token}, {id}, {user_id}, {device_id})",
+                {"token": token, "id": token_id, "user_id": user_id, "device_id": device_id},
+            )
+            txn.execute(
+                "INSERT INTO devices (user_id, device_id, display_name, last_seen_ts, last_seen_ip)"
+                " VALUES ({user_id}, {device_id}, {display_name}, {now}, {ip})"
+                " ON CONFLICT (user_id, device_id) DO UPDATE SET"
+                " display_name = COALESCE(excluded.display_name, devices.display_name),"
+                " last_seen_ts = excluded.last_seen_ts, last_seen_ip = excluded.last_seen_ip",
+                {
+                    "user_id": user_id,
+                    "device_id": device_id,
+                    "display_name": display_name,
+                    "now": now_ms,
+                    "ip": ip,
+                },
             )
 
     def get_user_by_access_token(self, token: str) -> tuple[str, str, int] | None:
         """(user_id, device_id, token id) for a live token."""
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone("SELECT user_id, device_id, id FROM access_tokens WHERE token = ?", (token,))
+            row = txn.fetchone(
+                "SELECT user_id, device_id, id FROM access_tokens WHERE token = {token}", {"token": token}
+            )
         return (row[0], row[1], int(row[2])) if row else None
 
     def delete_access_token(self, token: str) -> None:
+        """Log out one token: its device goes with it (as the spec's /logout says)."""
         with self.db.transaction() as txn:
-            txn.execute("DELETE FROM access_tokens WHERE token = ?", (token,))
+            row = txn.fetchone(
+                "DELETE FROM access_tokens WHERE token = {token} RETURNING user_id, device_id",
+                {"token": token},
+            )
+            if row is not None:
+                self._delete_device(txn, row[0], row[1])
 
     def delete_all_access_tokens(self, user_id: str) -> None:
         with self.db.transaction() as txn:
-            txn.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+            txn.execute("DELETE FROM access_tokens WHERE user_id = {user_id}", {"user_id": user_id})
+            for table in ("devices", "one_time_keys"):
+                txn.execute(f"DELETE FROM {table} WHERE user_id = {{user_id}}", {"user_id": user_id})
 
-    def get_profile(self, user_id: str) -> tuple[str | None, str | None] | None:
+    def _delete_device(self, txn: Txn, user_id: str, device_id: str) -> int:
+        params = {"user_id": user_id, "device_id": device_id}
+        txn.execute("DELETE FROM access_tokens WHERE user_id = {user_id} AND device_id = {device_id}", params)
+        txn.execute("DELETE FROM one_time_keys WHERE user_id = {user_id} AND device_id = {device_id}", params)
+        return txn.execute(
+            "DELETE FROM devices WHERE user_id = {user_id} AND device_id = {device_id}", params
+        )
+
+    def delete_device(self, user_id: str, device_id: str) -> bool:
+        """The device, its tokens and its keys; whether it existed."""
+        with self.db.transaction() as txn:
+            return self._delete_device(txn, user_id, device_id) > 0
+
+    def get_devices(self, user_id: str, device_id: str | None = None) -> list[Device]:
+        query = (
+            "SELECT device_id, display_name, last_seen_ts, last_seen_ip FROM devices"
+            " WHERE user_id = {user_id}"
+        )
+        if device_id is not None:
+            query += " AND device_id = {device_id}"
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone("SELECT displayname, avatar_url FROM users WHERE user_id = ?", (user_id,))
+            rows = txn.fetchall(query + " ORDER BY device_id", {"user_id": user_id, "device_id": device_id})
+        return [Device(*row) for row in rows]
+
+    def set_device_display_name(self, user_id: str, device_id: str, display_name: str | None) -> bool:
+        with self.db.transaction() as txn:
+            return (
+                txn.execute(
+                    "UPDATE devices SET display_name = {name}"
+                    " WHERE user_id = {user_id} AND device_id = {device_id}",
+                    {"name": display_name, "user_id": user_id, "device_id": device_id},
+                )
+                > 0
+            )
+
+    # -- end-to-end keys: stored and handed back, never interpreted --------------
+
+    def set_device_keys(self, user_id: str, device_id: str, keys: JsonDict) -> None:
+        with self.db.transaction() as txn:
+            txn.execute(
+                "UPDATE devices SET keys = {keys} WHERE user_id = {user_id} AND device_id = {device_id}",
+                {"keys": json.dumps(keys), "user_id": user_id, "device_id": device_id},
+            )
+
+    def add_one_time_keys(
+        self, user_id: str, device_id: str, keys: Iterable[tuple[str, str, JsonDict]]
+    ) -> None:
+        with self.db.transaction() as txn:
+            for algorithm, key_id, key in keys:
+                txn.execute(
+                    "INSERT INTO one_time_keys (user_id, device_id, algorithm, key_id, key_json)"
+                    " VALUES ({user_id}, {device_id}, {algorithm}, {key_id}, {key})"
+                    " ON CONFLICT (user_id, device_id, algorithm, key_id) DO NOTHING",
+                    {
+                        "user_id": user_id,
+                        "device_id": device_id,
+                        "algorithm": algorithm,
+                        "key_id": key_id,
+                        "key": json.dumps(key),
+                    },
+                )
+
+    def count_one_time_keys(self, user_id: str, device_id: str) -> dict[str, int]:
+        with self.db.transaction(write=False) as txn:
+            rows = txn.fetchall(
+                "SELECT algorithm, COUNT(*) FROM one_time_keys"
+                " WHERE user_id = {user_id} AND device_id = {device_id} GROUP BY algorithm",
+                {"user_id": user_id, "device_id": device_id},
+            )
+        return {row[0]: int(row[1]) for row in rows}
+
+    def get_device_keys(self, user_id: str) -> dict[str, JsonDict]:
+        with self.db.transaction(write=False) as txn:
+            rows = txn.fetchall(
+                "SELECT device_id, keys FROM devices WHERE user_id = {user_id} AND keys IS NOT NULL",
+                {"user_id": user_id},
+            )
+        return {row[0]: json.loads(row[1]) for row in rows}
+
+    def claim_one_time_key(self, user_id: str, device_id: str, algorithm: str) -> tuple[str, JsonDict] | None:
+        """Take one key of `algorithm` (each is handed out once)."""
+        with self.db.transaction() as txn:
+            row = txn.fetchone(
+                "SELECT key_id, key_json FROM one_time_keys WHERE user_id = {user_id}"
+                " AND device_id = {device_id} AND algorithm = {algorithm} ORDER BY key_id LIMIT 1",
+                {"user_id": user_id, "device_id": device_id, "algorithm": algorithm},
+            )
+            if row is None:
+                return None
+            txn.execute(
+                "DELETE FROM one_time_keys WHERE user_id = {user_id} AND device_id = {device_id}"
+                " AND algorithm = {algorithm} AND key_id = {key_id}",
+                {"user_id": user_id, "device_id": device_id, "algorithm": algorithm, "key_id": row[0]},
+            )
+        return f"{algorithm}:{row[0]}", json.loads(row[1])
+
+    # -- profiles ----------------------------------------------------------------
+
+    def get_profile(self, user_id: str, txn: Txn | None = None) -> tuple[str | None, str | None] | None:
+        if txn is None:
+            with self.db.transaction(write=False) as txn:
+                return self.get_profile(user_id, txn)
+        row = txn.fetchone(
+            "SELECT displayname, avatar_url FROM users WHERE user_id = {user_id}", {"user_id": user_id}
+        )
         return (row[0], row[1]) if row else None
 
-    def set_profile_field(self, user_id: str, field: str, value: str | None) -> None:
+    def set_profile_field(self, txn: Txn, user_id: str, field: str, value: str | None) -> None:
         assert field in ("displayname", "avatar_url")
-        with self.db.transaction() as txn:
-            txn.execute(f"UPDATE users SET {field} = ? WHERE user_id = ?", (value, user_id))
+        txn.execute(
+            f"UPDATE users SET {field} = {{value}} WHERE user_id = {{user_id}}",
+            {"value": value, "user_id": user_id},
+        )
 
     # -- rooms and events ----------------------------------------------------
 
     def create_room(self, txn: Txn, room_id: str, creator: str) -> None:
-        txn.execute("INSERT INTO rooms (room_id, creator) VALUES (?, ?)", (room_id, creator))
+        txn.execute(
+            "INSERT INTO rooms (room_id, creator) VALUES ({room_id}, {creator})",
+            {"room_id": room_id, "creator": creator},
+        )
 
-    def room_exists(self, room_id: str) -> bool:
+    def room_exists(self, room_id: str, txn: Txn | None = None) -> bool:
+        if txn is None:
+            with self.db.transaction(write=False) as txn:
+                return self.room_exists(room_id, txn)
+        return txn.fetchone("SELECT 1 FROM rooms WHERE room_id = {room_id}", {"room_id": room_id}) is not None
+
+    def set_room_public(self, room_id: str, public: bool) -> None:
+        with self.db.transaction() as txn:
+            txn.execute(
+                "UPDATE rooms SET is_public = {public} WHERE room_id = {room_id}",
+                {"public": public, "room_id": room_id},
+            )
+
+    def is_room_public(self, room_id: str) -> bool:
         with self.db.transaction(write=False) as txn:
-            return txn.fetchone("SELECT 1 FROM rooms WHERE room_id = ?", (room_id,)) is not None
+            row = txn.fetchone("SELECT is_public FROM rooms WHERE room_id = {room_id}", {"room_id": room_id})
+        return bool(row and row[0])
+
+    def get_public_rooms(self, after: int, limit: int, search: str | None) -> tuple[list[JsonDict], int]:
+        """The directory, ordered by joined members then room id: (page, total count).
+
+        `after` is how many rooms earlier pages held (the `since` token).
+        """
+        with self.db.transaction(write=False) as txn:
+            rows = txn.fetchall(
+                "SELECT r.room_id, COUNT(m.state_key) FROM rooms r LEFT JOIN current_state m"
+                " ON m.room_id = r.room_id AND m.type = 'm.room.member' AND m.membership = 'join'"
+                " WHERE r.is_public GROUP BY r.room_id ORDER BY COUNT(m.state_key) DESC, r.room_id",
+            )
+            chunk: list[JsonDict] = []
+            for room_id, members in rows:
+                state = {
+                    (event.type, event.state_key): event.content
+                    for event in self.get_current_state(room_id, txn)
+                }
+                entry: JsonDict = {
+                    "room_id": room_id,
+                    "num_joined_members": int(members),
+                    "world_readable": state.get(("m.room.history_visibility", ""), {}).get(
+                        "history_visibility"
+                    )
+                    == "world_readable",
+                    "guest_can_join": state.get(("m.room.guest_access", ""), {}).get("guest_access")
+                    == "can_join",
+                    "join_rule": state.get(("m.room.join_rules", ""), {}).get("join_rule", "invite"),
+                }
+                for key, event_type, field in (
+                    ("name", "m.room.name", "name"),
+                    ("topic", "m.room.topic", "topic"),
+                    ("canonical_alias", "m.room.canonical_alias", "alias"),
+                    ("avatar_url", "m.room.avatar", "url"),
+                ):
+                    value = state.get((event_type, ""), {}).get(field)
+                    if isinstance(value, str):
+                        entry[key] = value
+                chunk.append(entry)
+        if search:
+            needle = search.casefold()
+            chunk = [
+                entry
+                for entry in chunk
+                if any(
+                    needle in str(entry.get(key, "")).casefold()
+                    for key in ("name", "topic", "canonical_alias")
+                )
+            ]
+        return chunk[after : after + limit], len(chunk)
 
     def add_alias(self, txn: Txn, alias: str, room_id: str) -> bool:
         try:
-            txn.execute("INSERT INTO room_aliases (alias, room_id) VALUES (?, ?)", (alias, room_id))
-        except IntegrityError:
+            txn.execute(
+                "INSERT INTO room_aliases (alias, room_id) VALUES ({alias}, {room_id})",
+                {"alias": alias, "room_id": room_id},
+            )
+        except UniqueViolation:
             return False
         return True
 
@@ -404,7 +761,7 @@ class Store:
 
     def get_room_for_alias(self, alias: str) -> str | None:
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone("SELECT room_id FROM room_aliases WHERE alias = ?", (alias,))
+            row = txn.fetchone("SELECT room_id FROM room_aliases WHERE alias = {alias}", {"alias": alias})
         return row[0] if row else None
 
     def persist_event(
@@ -419,46 +776,69 @@ class Store:
         now_ms: int,
         txn_key: str | None = None,
     ) -> Event:
-        """Append an event (and, for state, update the room's current state)."""
+        """Append an event (and, for state, update the room's current state).
+
+        A state event that replaces one carries the old one's content and
+        sender in `unsigned` (`prev_content`, `prev_sender`, `replaces_state`),
+        as clients expect (they diff member events with it).
+        """
         position = txn.next_stream_id()
+        unsigned: JsonDict | None = None
+        if state_key is not None:
+            previous = self.get_state_event(room_id, event_type, state_key, txn)
+            if previous is not None:
+                unsigned = {
+                    "prev_content": previous.content,
+                    "prev_sender": previous.sender,
+                    "replaces_state": previous.event_id,
+                }
         txn.execute(
-            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                position,
-                event_id,
-                room_id,
-                event_type,
-                state_key,
-                sender,
-                json.dumps(content),
-                now_ms,
-                txn_key,
-            ),
+            f"INSERT INTO events ({EVENT_COLUMNS}) VALUES ({{stream_ordering}}, {{event_id}}, {{room_id}},"
+            " {type}, {state_key}, {sender}, {content}, {ts}, {txn_key}, {unsigned})",
+            {
+                "stream_ordering": position,
+                "event_id": event_id,
+                "room_id": room_id,
+                "type": event_type,
+                "state_key": state_key,
+                "sender": sender,
+                "content": json.dumps(content),
+                "ts": now_ms,
+                "txn_key": txn_key,
+                "unsigned": json.dumps(unsigned) if unsigned else None,
+            },
         )
         if state_key is not None:
-            membership = content.get("membership") if event_type == "m.room.member" else None
-            changed = txn.execute(
-                "UPDATE current_state SET event_id = ?, stream_ordering = ?, membership = ?"
-                " WHERE room_id = ? AND type = ? AND state_key = ?",
-                (event_id, position, membership, room_id, event_type, state_key),
+            txn.execute(
+                "INSERT INTO current_state (room_id, type, state_key, event_id, stream_ordering, membership)"
+                " VALUES ({room_id}, {type}, {state_key}, {event_id}, {position}, {membership})"
+                " ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id,"
+                " stream_ordering = excluded.stream_ordering, membership = excluded.membership",
+                {
+                    "room_id": room_id,
+                    "type": event_type,
+                    "state_key": state_key,
+                    "event_id": event_id,
+                    "position": position,
+                    "membership": content.get("membership") if event_type == "m.room.member" else None,
+                },
             )
-            if not changed:
-                txn.execute(
-                    "INSERT INTO current_state"
-                    " (room_id, type, state_key, event_id, stream_ordering, membership)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (room_id, event_type, state_key, event_id, position, membership),
-                )
-        return Event(position, event_id, room_id, event_type, state_key, sender, content, now_ms, txn_key)
+        return Event(
+            position, event_id, room_id, event_type, state_key, sender, content, now_ms, txn_key, unsigned
+        )
 
     def get_event_by_txn(self, txn_key: str) -> Event | None:
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone(f"SELECT {EVENT_COLUMNS} FROM events WHERE txn_key = ?", (txn_key,))
+            row = txn.fetchone(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE txn_key = {{txn_key}}", {"txn_key": txn_key}
+            )
         return _event(row) if row else None
 
     def get_event(self, event_id: str) -> Event | None:
         with self.db.transaction(write=False) as txn:
-            row = txn.fetchone(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+            row = txn.fetchone(
+                f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = {{event_id}}", {"event_id": event_id}
+            )
         return _event(row) if row else None
 
     def get_membership(self, room_id: str, user_id: str, txn: Txn | None = None) -> str | None:
@@ -467,8 +847,8 @@ class Store:
                 return self.get_membership(room_id, user_id, txn)
         row = txn.fetchone(
             "SELECT membership FROM current_state"
-            " WHERE room_id = ? AND type = 'm.room.member' AND state_key = ?",
-            (room_id, user_id),
+            " WHERE room_id = {room_id} AND type = 'm.room.member' AND state_key = {user_id}",
+            {"room_id": room_id, "user_id": user_id},
         )
         return row[0] if row else None
 
@@ -480,8 +860,8 @@ class Store:
                 return self.get_state_event(room_id, event_type, state_key, txn)
         row = txn.fetchone(
             f"SELECT {_prefixed('e')} FROM current_state s JOIN events e ON e.event_id = s.event_id"
-            " WHERE s.room_id = ? AND s.type = ? AND s.state_key = ?",
-            (room_id, event_type, state_key),
+            " WHERE s.room_id = {room_id} AND s.type = {type} AND s.state_key = {state_key}",
+            {"room_id": room_id, "type": event_type, "state_key": state_key},
         )
         return _event(row) if row else None
 
@@ -491,8 +871,8 @@ class Store:
                 return self.get_current_state(room_id, txn)
         rows = txn.fetchall(
             f"SELECT {_prefixed('e')} FROM current_state s JOIN events e ON e.event_id = s.event_id"
-            " WHERE s.room_id = ? ORDER BY e.stream_ordering",
-            (room_id,),
+            " WHERE s.room_id = {room_id} ORDER BY e.stream_ordering",
+            {"room_id": room_id},
         )
         return [_event(row) for row in rows]
 
@@ -510,11 +890,11 @@ class Store:
         if txn is None:
             with self.db.transaction(write=False) as txn:
                 return self.get_rooms_for_user(user_id, memberships, txn)
-        wanted = list(memberships)
+        fields, params = _in_list("membership", memberships)
         rows = txn.fetchall(
-            "SELECT room_id FROM current_state WHERE state_key = ? AND type = 'm.room.member'"
-            f" AND membership IN ({_placeholders(wanted)}) ORDER BY room_id",
-            (user_id, *wanted),
+            "SELECT room_id FROM current_state WHERE state_key = {user_id} AND type = 'm.room.member'"
+            f" AND membership IN ({fields}) ORDER BY room_id",
+            {"user_id": user_id, **params},
         )
         return [row[0] for row in rows]
 
@@ -526,15 +906,15 @@ class Store:
         drops whatever lies beyond the position (committed meanwhile).
         """
         rows = txn.fetchall(
-            "SELECT 'p', CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT),"
-            " COALESCE(MAX(stream_id), 0) FROM stream_ids"
+            "SELECT 'p', CAST(NULL AS TEXT), CAST(NULL AS TEXT), CAST(NULL AS TEXT), position"
+            " FROM stream_position"
             " UNION ALL SELECT 'm', room_id, membership, NULL, 0 FROM current_state"
-            " WHERE state_key = ? AND type = 'm.room.member' AND membership IN ('join', 'invite')"
+            " WHERE state_key = {user_id} AND type = 'm.room.member' AND membership IN ('join', 'invite')"
             " UNION ALL SELECT 'c', room_id, content, NULL, stream_ordering FROM events"
-            " WHERE state_key = ? AND type = 'm.room.member' AND stream_ordering > ?"
+            " WHERE state_key = {user_id} AND type = 'm.room.member' AND stream_ordering > {since}"
             " UNION ALL SELECT 'a', room_id, type, content, stream_id FROM account_data"
-            " WHERE user_id = ? AND stream_id > ?",
-            (user_id, user_id, since, user_id, since),
+            " WHERE user_id = {user_id} AND stream_id > {since}",
+            {"user_id": user_id, "since": since},
         )
         position = next(int(row[4]) for row in rows if row[0] == "p")
         state = UserSyncState(position, [], [], [])
@@ -555,24 +935,27 @@ class Store:
         """Events in (after, upto], the newest `limit` (or oldest), in that order."""
         order = "DESC" if newest_first else "ASC"
         rows = txn.fetchall(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ?"
-            f" AND stream_ordering <= ? ORDER BY stream_ordering {order} LIMIT ?",
-            (room_id, after, upto, limit),
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE room_id = {{room_id}} AND stream_ordering > {{after}}"
+            f" AND stream_ordering <= {{upto}} ORDER BY stream_ordering {order} LIMIT {{limit}}",
+            {"room_id": room_id, "after": after, "upto": upto, "limit": limit},
         )
         return [_event(row) for row in rows]
 
     def get_room_changes(self, txn: Txn, room_id: str, since: int, upto: int, limit: int) -> RoomChanges:
         """A room's newest `limit` events in (since, upto], its typing rows and its
         receipts changed in that range: one statement, one round trip."""
+        # One column list for the three kinds (PostgreSQL wants each column of one type):
+        # typing and receipts put their numbers where the events have theirs.
         rows = txn.fetchall(
             f"SELECT * FROM (SELECT 'e', {EVENT_COLUMNS} FROM events"
-            "  WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ?"
-            "  ORDER BY stream_ordering DESC LIMIT ?) AS newest"
-            " UNION ALL SELECT 't', stream_id, user_id, NULL, NULL, NULL, NULL, NULL, expires_ts, NULL"
-            " FROM typing WHERE room_id = ? AND stream_id <= ?"
-            " UNION ALL SELECT 'r', stream_id, user_id, receipt_type, event_id, NULL, NULL, NULL, ts, NULL"
-            " FROM receipts WHERE room_id = ? AND stream_id > ? AND stream_id <= ?",
-            (room_id, since, upto, limit, room_id, upto, room_id, since, upto),
+            "  WHERE room_id = {room_id} AND stream_ordering > {since} AND stream_ordering <= {upto}"
+            "  ORDER BY stream_ordering DESC LIMIT {limit}) AS newest"
+            " UNION ALL SELECT 't', stream_id, user_id, NULL, NULL, NULL, NULL, NULL, expires_ts, NULL, NULL"
+            " FROM typing WHERE room_id = {room_id} AND stream_id <= {upto}"
+            " UNION ALL SELECT 'r', stream_id, user_id, receipt_type, event_id, NULL, NULL, NULL, ts,"
+            " NULL, NULL"
+            " FROM receipts WHERE room_id = {room_id} AND stream_id > {since} AND stream_id <= {upto}",
+            {"room_id": room_id, "since": since, "upto": upto, "limit": limit},
         )
         changes = RoomChanges([], [], [])
         for row in rows:
@@ -590,79 +973,78 @@ class Store:
     def set_typing(self, room_id: str, user_id: str, expires_ts: int) -> int:
         with self.db.transaction() as txn:
             position = txn.next_stream_id()
-            changed = txn.execute(
-                "UPDATE typing SET expires_ts = ?, stream_id = ? WHERE room_id = ? AND user_id = ?",
-                (expires_ts, position, room_id, user_id),
+            txn.execute(
+                "INSERT INTO typing (room_id, user_id, expires_ts, stream_id)"
+                " VALUES ({room_id}, {user_id}, {expires_ts}, {position})"
+                " ON CONFLICT (room_id, user_id) DO UPDATE SET"
+                " expires_ts = excluded.expires_ts, stream_id = excluded.stream_id",
+                {"room_id": room_id, "user_id": user_id, "expires_ts": expires_ts, "position": position},
             )
-            if not changed:
-                txn.execute(
-                    "INSERT INTO typing (room_id, user_id, expires_ts, stream_id) VALUES (?, ?, ?, ?)",
-                    (room_id, user_id, expires_ts, position),
-                )
         return position
 
     def set_receipt(self, room_id: str, user_id: str, receipt_type: str, event_id: str, ts: int) -> int:
         with self.db.transaction() as txn:
             position = txn.next_stream_id()
-            changed = txn.execute(
-                "UPDATE receipts SET event_id = ?, ts = ?, stream_id = ?"
-                " WHERE room_id = ? AND user_id = ? AND receipt_type = ?",
-                (event_id, ts, position, room_id, user_id, receipt_type),
+            txn.execute(
+                "INSERT INTO receipts (room_id, user_id, receipt_type, event_id, ts, stream_id)"
+                " VALUES ({room_id}, {user_id}, {receipt_type}, {event_id}, {ts}, {position})"
+                " ON CONFLICT (room_id, user_id, receipt_type) DO UPDATE SET"
+                " event_id = excluded.event_id, ts = excluded.ts, stream_id = excluded.stream_id",
+                {
+                    "room_id": room_id,
+                    "user_id": user_id,
+                    "receipt_type": receipt_type,
+                    "event_id": event_id,
+                    "ts": ts,
+                    "position": position,
+                },
             )
-            if not changed:
-                txn.execute(
-                    "INSERT INTO receipts (room_id, user_id, receipt_type, event_id, ts, stream_id)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (room_id, user_id, receipt_type, event_id, ts, position),
-                )
         return position
 
     def set_account_data(self, user_id: str, room_id: str, data_type: str, content: JsonDict) -> int:
         with self.db.transaction() as txn:
             position = txn.next_stream_id()
-            changed = txn.execute(
-                "UPDATE account_data SET content = ?, stream_id = ?"
-                " WHERE user_id = ? AND room_id = ? AND type = ?",
-                (json.dumps(content), position, user_id, room_id, data_type),
+            txn.execute(
+                "INSERT INTO account_data (user_id, room_id, type, content, stream_id)"
+                " VALUES ({user_id}, {room_id}, {type}, {content}, {position})"
+                " ON CONFLICT (user_id, room_id, type) DO UPDATE SET"
+                " content = excluded.content, stream_id = excluded.stream_id",
+                {
+                    "user_id": user_id,
+                    "room_id": room_id,
+                    "type": data_type,
+                    "content": json.dumps(content),
+                    "position": position,
+                },
             )
-            if not changed:
-                txn.execute(
-                    "INSERT INTO account_data (user_id, room_id, type, content, stream_id)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (user_id, room_id, data_type, json.dumps(content), position),
-                )
         return position
 
     def get_account_data(self, user_id: str, room_id: str, data_type: str) -> JsonDict | None:
         with self.db.transaction(write=False) as txn:
             row = txn.fetchone(
-                "SELECT content FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?",
-                (user_id, room_id, data_type),
+                "SELECT content FROM account_data"
+                " WHERE user_id = {user_id} AND room_id = {room_id} AND type = {type}",
+                {"user_id": user_id, "room_id": room_id, "type": data_type},
             )
         return json.loads(row[0]) if row else None
 
     def add_filter(self, user_id: str, content: JsonDict) -> int:
+        """A new filter id, from the database's own allocator (unique under any concurrency)."""
         with self.db.transaction() as txn:
             row = txn.fetchone(
-                "SELECT COALESCE(MAX(filter_id), -1) + 1 FROM filters WHERE user_id = ?", (user_id,)
+                "INSERT INTO filters (user_id, content) VALUES ({user_id}, {content}) RETURNING filter_id",
+                {"user_id": user_id, "content": json.dumps(content)},
             )
-            filter_id = int(row[0]) if row else 0
-            txn.execute(
-                "INSERT INTO filters (user_id, filter_id, content) VALUES (?, ?, ?)",
-                (user_id, filter_id, json.dumps(content)),
-            )
-        return filter_id
+        assert row is not None
+        return int(row[0])
 
     def get_filter(self, user_id: str, filter_id: int) -> JsonDict | None:
         with self.db.transaction(write=False) as txn:
             row = txn.fetchone(
-                "SELECT content FROM filters WHERE user_id = ? AND filter_id = ?", (user_id, filter_id)
+                "SELECT content FROM filters WHERE user_id = {user_id} AND filter_id = {filter_id}",
+                {"user_id": user_id, "filter_id": filter_id},
             )
         return json.loads(row[0]) if row else None
-
-
-def _prefixed(alias: str) -> str:
-    return ", ".join(f"{alias}.{column.strip()}" for column in EVENT_COLUMNS.split(","))
 
 
 # -- authorization rules, redactions, password hashes (hsauth) -------------------
@@ -678,42 +1060,79 @@ def get_auth_state(
 ) -> dict[tuple[str, str], JsonDict]:
     """The contents of the current state entries `keys` of a room: what the rules check against.
 
-    On PostgreSQL the writers' lock is taken first (in its own statement, so
-    that the read after it sees every write committed before it was granted):
+    On PostgreSQL the writers' lock (the one-row stream position, which every
+    writer takes in `next_stream_id`) is taken first, in its own statement, so
+    that the read after it sees every write committed before it was granted:
     the state checked is then the state the event is written on, with no
     other writer in between. On SQLite the write transaction already holds
     the database.
     """
     if store.db.postgres:
-        txn.fetchone("SELECT pg_advisory_xact_lock(?)", (_STREAM_LOCK,))
+        txn.fetchone("SELECT position FROM stream_position FOR UPDATE")
     wanted = list(dict.fromkeys(keys))
     if not wanted:
         return {}
-    condition = " OR ".join("(s.type = ? AND s.state_key = ?)" for _ in wanted)
+    params: dict[str, Any] = {"room_id": room_id}
+    conditions = []
+    for index, (event_type, state_key) in enumerate(wanted):
+        conditions.append(f"(s.type = {{type{index}}} AND s.state_key = {{key{index}}})")
+        params[f"type{index}"] = event_type
+        params[f"key{index}"] = state_key
     rows = txn.fetchall(
         "SELECT s.type, s.state_key, e.content FROM current_state s JOIN events e ON e.event_id = s.event_id"
-        f" WHERE s.room_id = ? AND ({condition})",
-        (room_id, *(part for key in wanted for part in key)),
+        f" WHERE s.room_id = {{room_id}} AND ({' OR '.join(conditions)})",
+        params,
     )
     return {(row[0], row[1]): json.loads(row[2]) for row in rows}
 
 
 def get_event_in(txn: Txn, event_id: str) -> Event | None:
     """`Store.get_event` inside a transaction already open (a write's)."""
-    row = txn.fetchone(f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+    row = txn.fetchone(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE event_id = {{event_id}}", {"event_id": event_id}
+    )
     return _event(row) if row else None
 
 
-def has_user(txn: Txn, user_id: str) -> bool:
-    return txn.fetchone("SELECT 1 FROM users WHERE user_id = ?", (user_id,)) is not None
+def replace_event_content(txn: Txn, event: Event, content: JsonDict) -> None:
+    """Store the redacted form of an event: only what the redaction algorithm keeps.
 
-
-def replace_event_content(txn: Txn, event_id: str, content: JsonDict) -> None:
-    """Store the redacted form of an event: only what the redaction algorithm keeps."""
-    txn.execute("UPDATE events SET content = ? WHERE event_id = ?", (json.dumps(content), event_id))
+    A state event's content is also copied, at write time, into the
+    `unsigned.prev_content` of the event that replaced it: that copy is
+    redacted too, or the next event would still serve what was redacted.
+    """
+    txn.execute(
+        "UPDATE events SET content = {content} WHERE event_id = {event_id}",
+        {"content": json.dumps(content), "event_id": event.event_id},
+    )
+    if event.state_key is None:
+        return
+    row = txn.fetchone(
+        "SELECT event_id, unsigned FROM events WHERE room_id = {room_id} AND type = {type}"
+        " AND state_key = {state_key} AND stream_ordering > {after} ORDER BY stream_ordering LIMIT 1",
+        {
+            "room_id": event.room_id,
+            "type": event.type,
+            "state_key": event.state_key,
+            "after": event.stream_ordering,
+        },
+    )
+    if row is None or not row[1]:
+        return
+    unsigned = json.loads(row[1])
+    if unsigned.get("replaces_state") != event.event_id:
+        return
+    unsigned["prev_content"] = content
+    txn.execute(
+        "UPDATE events SET unsigned = {unsigned} WHERE event_id = {event_id}",
+        {"unsigned": json.dumps(unsigned), "event_id": row[0]},
+    )
 
 
 def set_password_hash(store: Store, user_id: str, password_hash: str) -> None:
     """Replace a user's hash (an old PBKDF2 hash is upgraded to bcrypt at the next login)."""
     with store.db.transaction() as txn:
-        txn.execute("UPDATE users SET password_hash = ? WHERE user_id = ?", (password_hash, user_id))
+        txn.execute(
+            "UPDATE users SET password_hash = {password_hash} WHERE user_id = {user_id}",
+            {"password_hash": password_hash, "user_id": user_id},
+        )

@@ -27,7 +27,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 # -- the homeserver under a real gunicorn --------------------------------------
 
-from integration.servers import Server, gunicorn_server  # noqa: E402
+from integration.servers import Server, free_port, gunicorn_server  # noqa: E402
 
 HS_CONFIG = PROJECT_ROOT / "examples" / "homeserver" / "gunicorn.conf.py"
 HS_APP = "examples.homeserver.app:app"
@@ -44,11 +44,13 @@ def homeserver_env(database: str, **extra: str) -> dict[str, str]:
     }
 
 
-def start_homeserver(
-    database: str, workers: int = 1, **env: str
-) -> contextlib.AbstractContextManager[Server]:
-    """gunicorn with the example's own config file and a gevent worker."""
-    return gunicorn_server(
+@contextlib.contextmanager
+def start_homeserver(database: str, workers: int = 1, **env: str) -> Iterator[Server]:
+    """gunicorn with the example's own config file and a gevent worker; its metrics
+    listener on a free port of its own (`server.metrics_port`)."""
+    metrics_port = free_port()
+    env = {"SYNWSGI_HS_METRICS_BIND": f"127.0.0.1:{metrics_port}", **env}
+    with gunicorn_server(
         HS_APP,
         "gevent",
         workers=workers,
@@ -57,7 +59,9 @@ def start_homeserver(
         ready_path=READY_PATH,
         log_level="info",
         timeout=30.0,
-    )
+    ) as server:
+        server.metrics_port = metrics_port  # type: ignore[attr-defined]
+        yield server
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])

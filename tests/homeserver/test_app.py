@@ -12,7 +12,7 @@ from urllib.parse import quote
 import pytest
 from werkzeug.test import Client
 
-from examples.homeserver.app import create_app
+from examples.homeserver.app import HomeServer, HomeServerConfig
 
 API = "/_matrix/client/v3"
 
@@ -43,14 +43,15 @@ class User:
 
 @pytest.fixture
 def client() -> Iterator[Client]:
-    app = create_app(
-        database=":memory:", rc_login_failed=(0.01, 2), rc_message=(1000.0, 1000), bcrypt_rounds=4
+    hs = HomeServer(
+        HomeServerConfig(
+            database=":memory:", rc_login_failed=(0.01, 2), rc_message=(1000.0, 1000), bcrypt_rounds=4
+        )
     )
-    client = Client(app)
-    # The app itself, also when wsgiref's validator wraps what the Client calls.
-    client.homeserver = app.homeserver  # type: ignore[attr-defined]
+    client = Client(hs.client_site)
+    client.homeserver = hs  # type: ignore[attr-defined]
     yield client
-    app.homeserver.close()  # type: ignore[attr-defined]
+    hs.close()
 
 
 def room_with(alice: User, *others: User, preset: str = "public_chat") -> str:

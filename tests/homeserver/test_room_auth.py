@@ -190,3 +190,39 @@ def test_create_room_checks_its_initial_events(client: Client) -> None:
     levels = alice.call("GET", f"/rooms/{room_id}/state/m.room.power_levels")
     assert levels["users"] == {alice.user_id: 100, bob.user_id: 100}
     assert (levels["kick"], levels["invite"], levels["events"]["m.room.power_levels"]) == (70, 0, 100)
+
+
+# -- the two branches together: profiles in member events, unsigned.prev_content --
+
+
+def test_a_profile_change_is_a_member_event_the_rules_check(client: Client) -> None:
+    """A displayname change re-sends the member event of each joined room through the
+    rules: a room whose rules refuse it (join rule "private", which the spec reserves
+    and the rules refuse a join under) keeps the old event; the others get the new one."""
+    alice, bob = User(client, "alice"), User(client, "bob")
+    open_room = room_with(alice, bob)
+    closed = room_with(alice)
+    alice.call("PUT", f"/rooms/{closed}/state/m.room.join_rules", {"join_rule": "private"})
+    before = events_of(alice, closed)
+    alice.call("PUT", f"/profile/{alice.user_id}/displayname", {"displayname": "Alice A."})
+    assert alice.call("GET", f"/profile/{alice.user_id}/displayname") == {"displayname": "Alice A."}
+    member = alice.call("GET", f"/rooms/{open_room}/state/m.room.member/{alice.user_id}")
+    assert member == {"membership": "join", "displayname": "Alice A."}
+    assert events_of(alice, closed) == before
+    assert alice.call("GET", f"/rooms/{closed}/state/m.room.member/{alice.user_id}") == {"membership": "join"}
+
+
+def test_a_redacted_state_event_is_redacted_in_the_next_ones_prev_content(client: Client) -> None:
+    """The event that replaced a state event carries its content in `unsigned.prev_content`
+    (copied when it was written): a redaction strips that copy too."""
+    alice = User(client, "alice")
+    room_id = room_with(alice)
+    first = alice.call("PUT", f"/rooms/{room_id}/state/m.room.topic", {"topic": "secret"})["event_id"]
+    alice.call("PUT", f"/rooms/{room_id}/state/m.room.topic", {"topic": "public"})
+    alice.call("PUT", f"/rooms/{room_id}/redact/{first}/r1", {})
+    topics = [e for e in events_of(alice, room_id) if e["type"] == "m.room.topic"]
+    assert [e["content"] for e in topics] == [{"topic": "public"}, {}]
+    unsigned = topics[0]["unsigned"]
+    assert isinstance(unsigned, dict)
+    assert unsigned["prev_content"] == {} and unsigned["replaces_state"] == first
+    assert "secret" not in str(alice.sync())

@@ -18,6 +18,7 @@ from synwsgi import (
     parse_string,
 )
 
+from ..push_rules import server_default_rules
 from ..rooms import now_ms, random_string
 from ..store import set_password_hash
 from ._common import client_patterns
@@ -28,14 +29,26 @@ if TYPE_CHECKING:
 USERNAME_RE = re.compile(r"^[a-z0-9._=\-/+]+$")
 
 
+# The spec versions whose rules this server follows where it implements an
+# endpoint (no server implements every optional module of a version). Checked
+# against the changes a client acts on: v1.4 private read receipts
+# (`m.read.private`, kept to their owner), v1.7 transaction ids scoped to the
+# device and the v1.7 push rules (`.m.rule.is_user_mention`, ...), v1.9's
+# `.m.rule.suppress_edits`, v1.11 authenticated media (this server has no
+# media repository, so nothing unauthenticated is served either).
+SPEC_VERSIONS = ["r0.6.1", *(f"v1.{minor}" for minor in range(1, 12))]
+
+
 class VersionsServlet(RestServlet):
     PATTERNS = [re.compile("^/_matrix/client/versions$")]
 
     def on_GET(self, request: SynapseRequest) -> tuple[int, Any]:
-        return 200, {
-            "versions": ["r0.6.1", "v1.1", "v1.2", "v1.3", "v1.4", "v1.5", "v1.6"],
-            "unstable_features": {},
-        }
+        return 200, {"versions": SPEC_VERSIONS, "unstable_features": {}}
+
+
+def client_host(request: SynapseRequest) -> str:
+    """The client's address, as synwsgi resolves it (`behind_proxy` honoured): the rate-limit key."""
+    return request.getClientAddress().host or "-"
 
 
 class _HsServlet(RestServlet):
@@ -53,7 +66,7 @@ class LoginServlet(_HsServlet):
 
     def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         body = parse_json_object_from_request(request)
-        self.hs.login_limiter.ratelimit(None, key=request.remote_addr or "-")
+        self.hs.login_limiter.ratelimit(None, key=client_host(request))
         if body.get("type") != "m.login.password":
             raise SynapseError(400, "Unknown login type", Codes.UNKNOWN)
         identifier = body.get("identifier") or {"type": "m.id.user", "user": body.get("user")}
@@ -72,8 +85,16 @@ class LoginServlet(_HsServlet):
             raise AuthError(403, "Invalid username or password", Codes.FORBIDDEN)
         if self.hs.passwords.needs_rehash(stored):
             set_password_hash(self.store, user_id, self.hs.passwords.hash(password))
-        device_id = body.get("device_id") if isinstance(body.get("device_id"), str) else None
-        return 200, self.hs.login_response(user_id, device_id)
+        return 200, _login(self.hs, request, user_id, body)
+
+
+def _login(hs: HomeServer, request: SynapseRequest, user_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A new access token (and device, unless the body names one the user has)."""
+    device_id = body.get("device_id") if isinstance(body.get("device_id"), str) else None
+    name = body.get("initial_device_display_name")
+    return hs.login_response(
+        user_id, device_id, name if isinstance(name, str) else None, client_host(request)
+    )
 
 
 class RegisterServlet(_HsServlet):
@@ -81,7 +102,7 @@ class RegisterServlet(_HsServlet):
 
     def on_POST(self, request: SynapseRequest) -> tuple[int, Any]:
         body = parse_json_object_from_request(request)
-        self.hs.registration_limiter.ratelimit(None, key=request.remote_addr or "-")
+        self.hs.registration_limiter.ratelimit(None, key=client_host(request))
         if parse_string(request, "kind", default="user") != "user":
             raise SynapseError(403, "Guest access is disabled", Codes.GUEST_ACCESS_FORBIDDEN)
         if not self.hs.config.enable_registration:
@@ -115,8 +136,7 @@ class RegisterServlet(_HsServlet):
             raise SynapseError(400, "User ID already taken.", Codes.USER_IN_USE)
         if body.get("inhibit_login"):
             return 200, {"user_id": user_id, "home_server": self.hs.config.server_name}
-        device_id = body.get("device_id") if isinstance(body.get("device_id"), str) else None
-        return 200, self.hs.login_response(user_id, device_id)
+        return 200, _login(self.hs, request, user_id, body)
 
 
 class RegisterAvailableServlet(_HsServlet):
@@ -174,14 +194,14 @@ class CapabilitiesServlet(_HsServlet):
 
 
 class PushRulesServlet(_HsServlet):
-    """No push: an empty rule set, valid for clients that fetch it at startup."""
+    """The spec's server-default rules (no pushers, no user-defined rules)."""
 
-    PATTERNS = client_patterns("/pushrules/?$")
+    PATTERNS = client_patterns("/pushrules/(?P<scope>global/?)?$")
 
-    def on_GET(self, request: SynapseRequest) -> tuple[int, Any]:
-        self.auth.get_user_by_req(request)
-        kinds = ("override", "content", "room", "sender", "underride")
-        return 200, {"global": {kind: [] for kind in kinds}}
+    def on_GET(self, request: SynapseRequest, scope: str | None = None) -> tuple[int, Any]:
+        requester = self.auth.get_user_by_req(request)
+        rules = server_default_rules(requester.user_id)
+        return 200, rules if scope else {"global": rules}
 
 
 class FilterServlet(_HsServlet):
@@ -280,7 +300,7 @@ class ProfileServlet(_HsServlet):
         value = body.get(field)
         if value is not None and not isinstance(value, str):
             raise SynapseError(400, f"{field} must be a string", Codes.BAD_JSON)
-        self.store.set_profile_field(user_id, field, value)
+        self.hs.rooms.set_profile(user_id, field, value)
         return 200, {}
 
 

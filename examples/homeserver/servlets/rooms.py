@@ -41,6 +41,8 @@ class CreateRoomServlet(_RoomServlet):
         requester = self.auth.get_user_by_req(request)
         body = parse_json_object_from_request(request)
         room_id, alias = self.rooms.create_room(requester.user_id, body)
+        if body.get("visibility") == "public":  # listed in /publicRooms
+            self.store.set_room_public(room_id, True)
         response = {"room_id": room_id}
         if alias is not None:
             response["room_alias"] = alias

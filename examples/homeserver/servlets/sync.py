@@ -60,7 +60,8 @@ class SyncRestServlet(RestServlet):
             timeline_limit=timeline_limit_from_filter(sync_filter),
             full_state=full_state,
         )
-        result = self.hs.sync.wait_for_sync_for_user(config, since, min(timeout, MAX_TIMEOUT_MS))
+        with self.hs.long_poll():
+            result = self.hs.sync.wait_for_sync_for_user(config, since, min(timeout, MAX_TIMEOUT_MS))
         return 200, result.to_json()
 
 
