@@ -25,6 +25,9 @@ responses, routing -> request
 -> servlet, accesslog, static, tracing, site, devserver -> auth, metrics -> ratelimiting, types.
 """
 
+import importlib as _importlib
+import typing as _typing
+
 from .accesslog import AccessLogger as AccessLogger
 from .auth import Auth as Auth
 from .auth import Requester as Requester
@@ -78,8 +81,6 @@ from .errors import cs_error as cs_error
 from .hooks import RequestHooks as RequestHooks
 from .jsonenc import encode_canonical_json as encode_canonical_json
 from .logcontext import logging_config as logging_config
-from .metrics import MetricsResource as MetricsResource
-from .metrics import ServerMetrics as ServerMetrics
 from .notifier import Notifier as Notifier
 from .policy import Kind as Kind
 from .ratelimiting import Ratelimiter as Ratelimiter
@@ -137,7 +138,27 @@ from .site import Site as Site
 from .static import StaticResource as StaticResource
 from .transactions import HttpTransactionCache as HttpTransactionCache
 
-# Everything above, and nothing else, is the public API: `from synwsgi import *`
+if _typing.TYPE_CHECKING:
+    from .metrics import MetricsResource as MetricsResource
+    from .metrics import ServerMetrics as ServerMetrics
+
+#: Exported, but imported on first use: prometheus_client picks its value
+#: store (in memory, or multiprocess files) from PROMETHEUS_MULTIPROC_DIR
+#: when it is imported, and a gunicorn config must be able to set that after
+#: `import synwsgi` (a worker class in synwsgi is imported before its hooks run).
+_LAZY = {"MetricsResource": "metrics", "ServerMetrics": "metrics"}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'synwsgi' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+# Everything above (the lazy names included), and nothing else, is the public API: `from synwsgi import *`
 # gives exactly these names (tests/deploy/test_public_api.py keeps the list exact).
 __all__ = [
     "HTML_ERROR_TEMPLATE",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import inspect
 import pkgutil
+import subprocess
+import sys
 from typing import Any
 
 from sphinx.pycode import ModuleAnalyzer
@@ -18,12 +20,26 @@ from tests.deploy._undocumented import KNOWN_UNDOCUMENTED
 
 
 def _exported() -> set[str]:
-    """Every public name in the package's namespace (submodules are not exports)."""
+    """Every public name in the package's namespace (submodules are not exports),
+    the ones imported on first use included."""
     return {
         name
         for name, value in vars(synwsgi).items()
         if not name.startswith("_") and not inspect.ismodule(value)
-    }
+    } | set(synwsgi._LAZY)
+
+
+def test_importing_synwsgi_leaves_prometheus_client_alone() -> None:
+    """A gunicorn config sets PROMETHEUS_MULTIPROC_DIR after `import synwsgi`
+    (a worker class in synwsgi is imported first): prometheus_client must not be
+    imported by then, and the metrics names still import."""
+    code = (
+        "import sys, synwsgi, synwsgi.pywsgi_worker; "
+        "assert 'prometheus_client' not in sys.modules, 'imported'; "
+        "from synwsgi import ServerMetrics, MetricsResource; "
+        "assert 'prometheus_client' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def _documented_constants() -> set[str]:

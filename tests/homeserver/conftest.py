@@ -46,13 +46,13 @@ def homeserver_env(database: str, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def start_homeserver(database: str, workers: int = 1, **env: str) -> Iterator[Server]:
-    """gunicorn with the example's own config file and a gevent worker; its metrics
+    """gunicorn with the example's own config file and its default worker (PyWSGIWorker); its metrics
     listener on a free port of its own (`server.metrics_port`)."""
     metrics_port = free_port()
     env = {"SYNWSGI_HS_METRICS_BIND": f"127.0.0.1:{metrics_port}", **env}
     with gunicorn_server(
         HS_APP,
-        "gevent",
+        "pywsgi",
         workers=workers,
         config=HS_CONFIG,
         env=homeserver_env(database, **env),
@@ -66,7 +66,7 @@ def start_homeserver(database: str, workers: int = 1, **env: str) -> Iterator[Se
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def homeserver(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The example homeserver on gunicorn (gevent), on SQLite, then on PostgreSQL."""
+    """The example homeserver on gunicorn (PyWSGIWorker), on SQLite, then on PostgreSQL."""
     if request.param == "sqlite":
         database = str(tmp_path_factory.mktemp("hs") / "homeserver.db")
     else:
