@@ -34,8 +34,9 @@ ENV_FILES = ("gunicorn.conf.py", "wsgi.py")
 ENV_DESCRIPTIONS: dict[str, str] = {
     "SYNWSGI_BIND": "The address gunicorn listens on. Keep it on 127.0.0.1 behind nginx.",
     "SYNWSGI_WORKERS": "Worker processes; one per core is a good start.",
-    "SYNWSGI_WORKER_CLASS": "gunicorn's worker class: ``gevent`` (needs the ``gevent`` extra), "
-    "``gthread`` or ``sync`` (see the workers page).",
+    "SYNWSGI_WORKER_CLASS": "gunicorn's worker class: ``synwsgi.pywsgi_worker.PyWSGIWorker`` "
+    "(gevent through ``gevent.pywsgi``; needs the ``gevent`` extra), ``gevent``, ``gthread`` or "
+    "``sync`` (see the workers page).",
     "SYNWSGI_WORKER_CONNECTIONS": "Connections one gevent worker holds at once, parked long-polls "
     "included; a full worker makes new requests wait.",
     "SYNWSGI_THREADS": "Threads per ``gthread`` worker.",
