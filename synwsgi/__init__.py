@@ -158,6 +158,10 @@ def __getattr__(name: str) -> _typing.Any:
     return value
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
+
 # Everything above (the lazy names included), and nothing else, is the public API: `from synwsgi import *`
 # gives exactly these names (tests/deploy/test_public_api.py keeps the list exact).
 __all__ = [
