@@ -122,6 +122,7 @@ class Site:
         self, environ: WSGIEnvironment, start_response: StartResponse, context: contextvars.Context
     ) -> Iterable[bytes]:
         """The life of one request (see the module docstring)."""
+        runtime.share_hub()  # under gevent: one keep-alive connection cannot hold the worker
         request = self._new_request(environ)
         current_request_var.set(request)
         hooks = self._hooks
