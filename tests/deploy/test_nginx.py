@@ -172,7 +172,8 @@ def _received(server: Server, servlet: str) -> int:
     """``requests_received_total`` for ``servlet`` on the server's /metrics (batched: may lag 0.25 s)."""
     status, _, body = http_get(server, "/metrics")
     assert status == 200
-    pattern = rf'^synapse_http_server_requests_received_total{{method="GET",server_name="",servlet="{servlet}"}} (\S+)$'
+    labels = f'method="GET",server_name="",servlet="{servlet}"'
+    pattern = rf"^synapse_http_server_requests_received_total{{{labels}}} (\S+)$"
     match = re.search(pattern, body.decode(), re.MULTILINE)
     return int(float(match[1])) if match else 0
 
