@@ -33,6 +33,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    start_wsgi_server,
 )
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client import values as prometheus_values
@@ -417,8 +418,55 @@ class ServerMetrics(RequestHooks):
             sink.arm()
 
 
+def metrics_registry() -> CollectorRegistry:
+    """What a scrape should see: every worker's samples in multiprocess mode
+    (`PROMETHEUS_MULTIPROC_DIR` set; they are read afresh at each scrape),
+    else the default registry."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        registry = CollectorRegistry()
+        prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return registry
+    return REGISTRY
+
+
+def start_metrics_server(bind: str) -> tuple[str, int]:
+    """Serve the metrics on a listener of their own, `host:port`, from a daemon thread.
+
+    Synapse serves its metrics on a separate listener, never on the client
+    port; this is prometheus_client's own server (`start_wsgi_server`) over
+    `metrics_registry()`. Under gunicorn, start it in the arbiter (a
+    `when_ready` hook, as the repository's gunicorn.conf.py does): there is
+    one arbiter and it outlives its workers, and in multiprocess mode it sees
+    every worker's samples. Port 0 picks a free port. Returns the address
+    bound; raises `OSError` if it cannot be bound.
+    """
+    host, _, port = bind.rpartition(":")
+    httpd, _thread = start_wsgi_server(
+        int(port), host.strip("[]") or "127.0.0.1", registry=metrics_registry()
+    )
+    _servers.append(httpd)
+    address = httpd.server_address
+    return str(address[0]), int(address[1])
+
+
+#: the listeners `start_metrics_server` opened in this process
+_servers: list[Any] = []
+
+
+def close_inherited_metrics_servers() -> None:
+    """In a forked worker: close its copies of the parent's metrics listeners
+    (only the parent serves them; the parent's own sockets stay open)."""
+    for httpd in _servers:
+        httpd.socket.close()
+    _servers.clear()
+
+
 class MetricsResource(Resource):
-    """Serves the Prometheus text format; all workers' metrics in multiprocess mode."""
+    """Serves the Prometheus text format; all workers' metrics in multiprocess mode.
+
+    Mount it only where the public cannot reach it (or use
+    `start_metrics_server`): the numbers tell which endpoints are used, how
+    much, and how slow they are."""
 
     isLeaf = False
     result_kind = Kind.METRICS
@@ -433,10 +481,7 @@ class MetricsResource(Resource):
         return self._render, {}
 
     def _render(self, request: SynapseRequest) -> Response:
-        registry = self.registry
-        if "PROMETHEUS_MULTIPROC_DIR" in os.environ and registry is REGISTRY:
-            registry = CollectorRegistry()
-            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        registry = metrics_registry() if self.registry is REGISTRY else self.registry
         body = generate_latest(registry)
         headers = [("Content-Type", CONTENT_TYPE_LATEST), ("Content-Length", str(len(body)))]
         return Response(200, headers, body, Kind.METRICS)

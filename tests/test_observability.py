@@ -185,7 +185,7 @@ def test_request_id_tags_handler_body_and_access_records(tagged_records: list[lo
     ids = {by_message["before the first piece"], by_message["in the middle of the body"]}
     assert len(ids) == 1
     (request_id,) = ids
-    assert re.fullmatch(r"GET-\d+", request_id)
+    assert re.fullmatch(r"GET-[a-z2-7]{5}-\d+", request_id)
     access = [r for r in tagged_records if r.name == "synwsgi.access"]
     assert [r.request for r in access] == [request_id]  # type: ignore[attr-defined]
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
@@ -333,7 +333,7 @@ def test_one_span_per_request_named_after_the_servlet(span_exporter: InMemorySpa
     assert first.attributes["http.request.method"] == "GET"
     assert first.attributes["http.route"] == "/api/rooms/<room_id>/members"
     assert first.attributes["http.response.status_code"] == 200
-    assert re.fullmatch(r"GET-\d+", str(first.attributes["synwsgi.request_id"]))
+    assert re.fullmatch(r"GET-[a-z2-7]{5}-\d+", str(first.attributes["synwsgi.request_id"]))
     assert format(first.context.trace_id, "032x") == trace_id
     assert second.name == "FailServlet"
     assert second.attributes is not None and second.attributes["http.response.status_code"] == 403
