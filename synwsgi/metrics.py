@@ -346,10 +346,16 @@ class ServerMetrics(RequestHooks):
         return record if record is not None else self._record(method, servlet, tag)
 
     def handler_started(self, request: SynapseRequest) -> None:
-        assert request.hook_state is not None
-        record = self._find(request)
+        method = request.method
+        if method not in _KNOWN_METHODS:
+            method = "OTHER"
+        servlet = request.servlet_name
+        tag = self.tag or request.config.site_tag
+        record = self._records.get((servlet, method, tag))
+        if record is None:
+            record = self._record(method, servlet, tag)
         # in flight: request_finished decrements this record's gauge
-        request.hook_state[self] = record
+        request.hook_state[self] = record  # type: ignore[index] # a dict when the site has hooks
         sink = self._sink
         if sink is None:
             record.received.inc()
@@ -359,10 +365,10 @@ class ServerMetrics(RequestHooks):
             record.n_received += 1
             record.running += 1
             sink.dirty_records.add(record)
-            arm = not sink.armed
+            if sink.armed:
+                return
             sink.armed = True
-        if arm:
-            sink.arm()
+        sink.arm()
 
     def request_finished(self, request: SynapseRequest, body: ResponseBody) -> None:
         state = request.hook_state
@@ -398,24 +404,25 @@ class ServerMetrics(RequestHooks):
             if sent:
                 record.size.inc(sent)
             return
+        bucket = bisect_left(children.bounds, elapsed)
         with sink.lock:
             if started is not None:
                 record.running -= 1
             else:
                 record.n_received += 1
             record.n_responses += 1
-            children.observe(elapsed)
-            if user > 0.0:
-                record.utime_s += user
-            if system > 0.0:
-                record.stime_s += system
+            children.count += 1
+            children.seconds += elapsed
+            children.in_bucket[bucket] += 1
+            record.utime_s += user
+            record.stime_s += system
             record.size_bytes += sent
             sink.dirty_codes.add(children)
             sink.dirty_records.add(record)
-            arm = not sink.armed
+            if sink.armed:
+                return
             sink.armed = True
-        if arm:
-            sink.arm()
+        sink.arm()
 
 
 def metrics_registry() -> CollectorRegistry:

@@ -198,7 +198,8 @@ def test_request_ids_increase_and_can_come_from_a_header(tagged_records: list[lo
     for _ in range(3):
         client.get("/api/ok").close()
     ids = [r.request for r in tagged_records if r.getMessage() == "inside the handler"]  # type: ignore[attr-defined]
-    numbers = [int(i.split("-")[1]) for i in ids]
+    numbers = [int(i.rsplit("-", 1)[1]) for i in ids]
+    assert len({i.rsplit("-", 1)[0] for i in ids}) == 1, ids  # one process, one tag
     assert numbers == sorted(numbers) and len(set(numbers)) == 3
     tagged_records.clear()
     config = ServerConfig(request_id_header="X-Request-ID")
