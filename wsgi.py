@@ -1,7 +1,9 @@
 """The showcase app: a few Matrix client endpoints plus `/_demo/*` to try every feature.
 
 Serve it with `gunicorn wsgi:app` (settings in gunicorn.conf.py), or run
-`python wsgi.py` for the Werkzeug dev server on 127.0.0.1:8008.
+`python wsgi.py` for the Werkzeug dev server on 127.0.0.1:8008. Either way the
+Prometheus metrics are served on a listener of their own, never on the public
+port: `SYNWSGI_METRICS_BIND` (127.0.0.1:9101 by default; empty: none).
 """
 
 from __future__ import annotations
