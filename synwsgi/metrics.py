@@ -22,6 +22,7 @@ import os
 import threading
 import time
 import weakref
+from _thread import RLock as _CLock
 from bisect import bisect_left
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +73,10 @@ class _Sink:
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
-        self.lock = threading.Lock()
+        # A C lock even under gevent (which patches `threading.Lock` into a
+        # Python-level one, ~1 us a pair): what it guards never switches
+        # greenlets, and reentrant per OS thread, greenlets never wait on it.
+        self.lock = _CLock()
         #: records and code children with something not yet written
         self.dirty_records: set[_ServletMetrics] = set()
         self.dirty_codes: set[_CodeChildren] = set()
