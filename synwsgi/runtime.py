@@ -206,8 +206,8 @@ class GeventRuntime(ThreadRuntime):
         without polling at 32 connections, all of it CPU spent on requests
         (p99 4-8x the no-hooks one). Yielding after every request ends that
         and costs ~15 % of the throughput (a hub round trip each); yielding
-        only when the hub's loop has not turned for 5 ms, and then once per
-        5 ms, bounds the wait at about that and costs next to nothing.
+        only once the hub's loop has not turned for 5 ms bounds the wait at
+        about that and costs little.
         """
         loop = self._gevent.get_hub().loop
         iteration = loop.iteration
@@ -216,14 +216,12 @@ class GeventRuntime(ThreadRuntime):
             self._seen_iteration = iteration
             self._seen_at = now
         elif now - self._seen_at >= SHARE_HUB_AFTER:
-            # A timer, not `sleep(0)`: that only runs greenlets already
-            # ready, and can come back before the hub polled for sockets.
+            # Every request yields until the loop turns: the bound is on the
+            # turn, not on each greenlet (32 greenlets taking 5 ms each in turn
+            # kept the hub from polling for 160 ms). A timer, not `sleep(0)`:
+            # that only runs greenlets already ready, and can come back before
+            # the hub polled for sockets.
             self._gevent.sleep(_POLL_ONCE)
-            # At most one yield per period: a loop iteration that serves many
-            # connections (256 at 180 us each: 46 ms) would otherwise make every
-            # request after the first 5 ms yield again.
-            self._seen_iteration = loop.iteration
-            self._seen_at = time.perf_counter()
 
 
 @functools.cache
