@@ -54,7 +54,7 @@ TRICKY: dict[str, Any] = {
     "big": 2**70,
     "neg": -(2**65),
     "nested": {"\u00e9": {"\u00e0": "x"}, "A": "y"},
-    "escapes": '"\\\n\t\x00\x1f</script>',
+    "escapes": "\"\\\n\t\x00\x1f</script>",
 }
 
 

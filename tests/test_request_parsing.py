@@ -329,15 +329,8 @@ def test_parse_integer_missing(query_client: Client) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    [
-        "required=abc",
-        "required=1.5",
-        "required=",
-        "required=-1",
-        "required=1&limit=-3",
-        "required=%E2%91%A0",
-        "required=1&limit=x",
-    ],
+    ["required=abc", "required=1.5", "required=", "required=-1", "required=1&limit=-3", "required=%E2%91%A0",
+     "required=1&limit=x"],
 )
 def test_parse_integer_invalid(query_client: Client, query: str) -> None:
     assert_json_error(query_client.get(f"/int?{query}"), 400, "M_INVALID_PARAM")
