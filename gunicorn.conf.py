@@ -83,6 +83,31 @@ def post_worker_init(worker: Any) -> None:
     gc.freeze()
 
 
+# /metrics is not served on the public port: the arbiter serves every worker's
+# numbers on a listener of its own (as Synapse serves metrics on their own
+# listener), 127.0.0.1:9101 by default; SYNWSGI_METRICS_BIND=host:port moves
+# it (port 0: any free port, logged), an empty value turns it off.
+metrics_bind = os.environ.get("SYNWSGI_METRICS_BIND", "127.0.0.1:9101")
+
+
+def when_ready(server: Any) -> None:
+    if metrics_bind:
+        from synwsgi.metrics import start_metrics_server
+
+        host, port = start_metrics_server(metrics_bind)
+        server.log.info("Serving metrics at http://%s:%s/metrics", host, port)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """A worker closes its copy of the arbiter's metrics listener and says
+    which tag its request ids carry (`GET-<tag>-<n>`)."""
+    from synwsgi.metrics import close_inherited_metrics_servers
+    from synwsgi.request import worker_tag
+
+    close_inherited_metrics_servers()
+    server.log.info("Worker %s: request ids GET-%s-<n>", worker.pid, worker_tag())
+
+
 def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 

@@ -1,7 +1,9 @@
 """The showcase app: a few Matrix client endpoints plus `/_demo/*` to try every feature.
 
 Serve it with `gunicorn wsgi:app` (settings in gunicorn.conf.py), or run
-`python wsgi.py` for the Werkzeug dev server on 127.0.0.1:8008.
+`python wsgi.py` for the Werkzeug dev server on 127.0.0.1:8008. Either way the
+Prometheus metrics are served on a listener of their own, never on the public
+port: `SYNWSGI_METRICS_BIND` (127.0.0.1:9101 by default; empty: none).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from synwsgi import (
     parse_string,
 )
 from synwsgi.accesslog import AccessLogger
-from synwsgi.metrics import MetricsResource, ServerMetrics
+from synwsgi.metrics import ServerMetrics, start_metrics_server
 from synwsgi.tracing import tracing_hooks
 
 WEBROOT = Path(synwsgi.__file__).parent / "webroot"
@@ -250,7 +252,10 @@ class RedirectResource(DirectServeHtmlResource):
         raise exc
 
 
-# One set of metrics per process (a registry cannot hold the same names twice).
+# The metrics of every site built here (in the default registry). They are not
+# served on this site's port: gunicorn.conf.py serves them on a listener of
+# their own (SYNWSGI_METRICS_BIND, 127.0.0.1:9101 by default), and so does
+# `python wsgi.py`.
 METRICS = ServerMetrics()
 
 
@@ -281,7 +286,6 @@ def build_site(config: ServerConfig | None = None) -> Site:
             "/_demo/hello": HelloResource(),
             "/_demo/html-error": HtmlErrorResource(),
             "/_demo/redirect": RedirectResource(),
-            "/metrics": MetricsResource(),
         },
         config,
         hooks=[AccessLogger(config.site_tag), METRICS, *tracing_hooks()],
@@ -298,4 +302,9 @@ if __name__ == "__main__":
     from synwsgi.logcontext import logging_config
 
     logging.config.dictConfig(logging_config())
+    metrics_bind = os.environ.get("SYNWSGI_METRICS_BIND", "127.0.0.1:9101")
+    if metrics_bind:
+        logging.getLogger("wsgi").info(
+            "Serving metrics at http://%s:%s/metrics", *start_metrics_server(metrics_bind)
+        )
     run_dev_server(app, "127.0.0.1", 8008)

@@ -32,8 +32,28 @@ BASELINE = "raw"
 FALCON = "falcon"
 #: synwsgi's app served from the mypyc-compiled tree of ``bench/compiled.py``
 SYNWSGI_MYPYC = "synwsgi (mypyc)"
-PEERS = (BASELINE, FALCON, SYNWSGI, SYNWSGI_PRODUCTION, SYNWSGI_MYPYC)
-HOOKS_MIN_RATIO = 0.9  # production hooks: at least this x the same app without
+#: Falcon and Flask as deployed with observability (bench/peers/observed.py):
+#: gunicorn's access log and a prometheus-client latency histogram per route
+FALCON_OBSERVED = "falcon+observability"
+FLASK_OBSERVED = "flask+observability"
+OBSERVED_SPECS = {
+    FALCON_OBSERVED: "bench.peers.observed:falcon",
+    FLASK_OBSERVED: "bench.peers.observed:flask",
+}
+#: synwsgi+hooks' samples again, judged against Falcon with its own observability
+HOOKS_VS_FALCON = "synwsgi+hooks (vs falcon+obs)"
+PEERS = (
+    BASELINE,
+    FALCON,
+    SYNWSGI,
+    SYNWSGI_PRODUCTION,
+    SYNWSGI_MYPYC,
+    FALCON_OBSERVED,
+    FLASK_OBSERVED,
+)
+HOOKS_MIN_RATIO = 0.9  # production hooks: at least this x the same app without (issue 19)
+HOOKS_MAX_P99_RATIO = 1.3  # production hooks: p99 at most this x the same app's without (issue 19)
+HOOKS_VS_FALCON_RATIO = 1.0  # synwsgi+hooks vs falcon+observability (issue 19)
 SERVER_WORKERS = 1
 WRK_THREADS = 1
 WRK_TIMEOUT_S = 5
@@ -194,6 +214,9 @@ def _targets(config: LoadConfig) -> dict[str, Target]:
         SYNWSGI_PRODUCTION: Target(
             ">=", HOOKS_MIN_RATIO, f">={HOOKS_MIN_RATIO:g}x synwsgi (no hooks)", SYNWSGI
         ),
+        HOOKS_VS_FALCON: Target(
+            ">=", HOOKS_VS_FALCON_RATIO, f">={HOOKS_VS_FALCON_RATIO:g}x {FALCON_OBSERVED}", FALCON_OBSERVED
+        ),
     }
 
 
@@ -224,13 +247,23 @@ def _groups(config: LoadConfig, where: Placement) -> tuple[Group, Group, Group]:
         f"Load {config.label}: p99 latency",
         "ms",
         baseline=BASELINE,
-        targets=({SYNWSGI: Target("<=", 1.0, "<=falcon p99", FALCON)} if config.p99_vs_falcon else {}),
+        targets={
+            **({SYNWSGI: Target("<=", 1.0, "<=falcon p99", FALCON)} if config.p99_vs_falcon else {}),
+            SYNWSGI_PRODUCTION: Target(
+                "<=", HOOKS_MAX_P99_RATIO, f"<={HOOKS_MAX_P99_RATIO:g}x synwsgi p99 (no hooks)", SYNWSGI
+            ),
+        },
     )
     return per_cpu, wall, p99
 
 
 #: row -> the row its per-round ratio is taken against (both from the same round)
-PAIRS = {SYNWSGI: FALCON, SYNWSGI_MYPYC: FALCON, SYNWSGI_PRODUCTION: SYNWSGI}
+PAIRS = {
+    SYNWSGI: FALCON,
+    SYNWSGI_MYPYC: FALCON,
+    SYNWSGI_PRODUCTION: SYNWSGI,
+    HOOKS_VS_FALCON: FALCON_OBSERVED,
+}
 
 
 def per_round_ratio(
@@ -283,10 +316,14 @@ def _measure(
 
     budget = reps * len(servers) * (seconds + 5)
     runs = rotate_rounds(list(servers), one, reps, budget)
+    if SYNWSGI_PRODUCTION in runs and FALCON_OBSERVED in runs:
+        runs[HOOKS_VS_FALCON] = runs[SYNWSGI_PRODUCTION]
     groups = _groups(config, where)
     for name, mine in runs.items():
         problems = _problems(mine)
         for group, metric in zip(groups, (_req_per_cpu_s, _req_per_s, _p99_ms), strict=True):
+            if name == HOOKS_VS_FALCON and metric is not _req_per_cpu_s:
+                continue  # the repeated row is for the throughput target only
             paired = per_round_ratio(runs, name, metric) if metric is not _p99_ms else ""
             group.rows.append(row_from_runs(name, mine, metric, _note(paired, problems)))
     return groups
@@ -332,7 +369,10 @@ def compiled_or_problem() -> Path | tuple[Status, str]:
 def launch_for(where: Placement, pool: ServerPool, compiled: Path | tuple[Status, str]) -> Launch:
     """The pool's servers: one worker on the server CPU, the bench gunicorn
     config; the compiled candidate with its tree (or a problem row)."""
-    env: dict[str, dict[str, str]] = {}
+    env: dict[str, dict[str, str]] = {
+        name: {"GUNICORN_CMD_ARGS": f"--access-logfile {pool.log_dir / f'gunicorn-access-{name}.log'}"}
+        for name in OBSERVED_SPECS
+    }
     if isinstance(compiled, Path):
         env[SYNWSGI_MYPYC] = {COMPILED_ENV: str(compiled)}
     else:
@@ -341,7 +381,7 @@ def launch_for(where: Placement, pool: ServerPool, compiled: Path | tuple[Status
         workers=SERVER_WORKERS,
         config=CONFIG_FILE,
         cpus=where.server_cpus,
-        specs={SYNWSGI_MYPYC: SYNWSGI_APP_SPEC},
+        specs={SYNWSGI_MYPYC: SYNWSGI_APP_SPEC, **OBSERVED_SPECS},
         env=env,
     )
 
@@ -360,6 +400,6 @@ def run_load(seconds: int, reps: int, warmup_s: int, log_dir: Path) -> list[Grou
             for config in (c for c in CONFIGS if c.worker_class == worker_class):
                 for group in _measure(pool, config, seconds, reps, where):
                     group.rows += pool.problem_rows()
-                    group.order(PEERS)
+                    group.order((*PEERS, HOOKS_VS_FALCON))
                     groups.append(group)
     return groups

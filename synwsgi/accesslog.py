@@ -43,27 +43,31 @@ class AccessLogger(RequestHooks):
         sent_at = request.processing_end or now
         user_cpu, system_cpu = request.cpu_usage()
         environ = request.environ
-        code = request.response_code if request.finished(body) else f"{request.response_code}!"
+        code: object = request.response_code
+        if not request.finished(body):
+            code = f"{code}!"
+        query = environ.get("QUERY_STRING")
         # The message's `%` runs once, when a handler formats the record.
-        record = _new_record(
-            level,
-            (
-                environ.get("REMOTE_ADDR") or "-",
-                self.site_tag or request.config.site_tag,
-                request.requester,
-                sent_at - request.start_time,
-                now - sent_at,
-                user_cpu,
-                system_cpu,
-                body.bytes_sent,
-                code,
-                method,
-                redact_uri(request.raw_path, environ.get("QUERY_STRING", "")),
-                environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-                environ.get("HTTP_USER_AGENT") or "-",
-            ),
+        access_logger.handle(
+            _new_record(
+                level,
+                (
+                    environ.get("REMOTE_ADDR") or "-",
+                    self.site_tag or request.config.site_tag,
+                    request.requester,
+                    sent_at - request.start_time,
+                    now - sent_at,
+                    user_cpu,
+                    system_cpu,
+                    body.bytes_sent,
+                    code,
+                    method,
+                    redact_uri(request.raw_path, query) if query else request.raw_path,
+                    environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+                    environ.get("HTTP_USER_AGENT") or "-",
+                ),
+            )
         )
-        access_logger.handle(record)
 
 
 # What every access record shares (where it comes from, which process),
@@ -77,8 +81,10 @@ def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
 
     `Logger.log` looks up the caller's frame, and `LogRecord.__init__`
     derives the file and module names and asks for the process id, all the
-    same for every access line: those come from a template. Time, thread
-    and level are per record. A custom record factory gets the usual path.
+    same for every access line: those come from a template, whose copy
+    becomes the record's `__dict__` (one copy, rather than 20 insertions).
+    Time, thread and level are per record. A custom record factory gets the
+    usual path.
     """
     if logging.getLogRecordFactory() is not _LogRecord:
         return access_logger.makeRecord(
@@ -87,9 +93,7 @@ def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
     if not _template:
         made = _LogRecord(_LOGGER_NAME, level, __file__, 0, _ACCESS_FORMAT, (), None, "request_finished")
         _template.update(made.__dict__)
-    record = _LogRecord.__new__(_LogRecord)
-    fields = record.__dict__
-    fields.update(_template)
+    fields = _template.copy()
     now = time.time()
     millis = (now % 1.0) * 1000  # `int(...) + 0.0` of LogRecord, in float arithmetic (exact for now >= 0)
     fields["msecs"] = millis - millis % 1.0
@@ -101,6 +105,8 @@ def _new_record(level: int, args: tuple[Any, ...]) -> logging.LogRecord:
     fields["levelno"] = level
     fields["levelname"] = logging.getLevelName(level)
     fields["args"] = args
+    record = _LogRecord.__new__(_LogRecord)
+    record.__dict__ = fields
     return record
 
 

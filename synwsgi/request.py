@@ -9,6 +9,7 @@ loudly if a Werkzeug upgrade adds one). Synapse's spellings come from
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import io
 import itertools
@@ -45,21 +46,31 @@ if TYPE_CHECKING:
     from .responses import Response
 
 
-# Request ids: Synapse's `GET-<n>`, from a counter whose base is the worker's
-# pid, so that no two workers of one server log the same id.
-_ID_BASE = 10**9
+# Request ids: Synapse's `GET-<n>` from a per-process counter, with the
+# process's tag between them (`GET-k3x9q-17`): five random base32 characters
+# drawn when the process starts (and again in every forked worker), so that
+# no two workers of a server, and no worker before and after a restart, log
+# the same id (a clash needs two processes to draw the same 25 bits).
+# `worker_tag()` lets a gunicorn hook log which worker has which tag.
 
 
-def _new_sequence() -> itertools.count[int]:
-    return itertools.count(os.getpid() % 10**6 * _ID_BASE)
+def _new_worker_tag() -> str:
+    return base64.b32encode(os.urandom(5)).decode("ascii")[:5].lower()
 
 
-_request_seq = _new_sequence()
+_worker_tag = _new_worker_tag()
+_request_seq = itertools.count()
+
+
+def worker_tag() -> str:
+    """This process's tag in its request ids (`GET-<tag>-<n>`)."""
+    return _worker_tag
 
 
 def _reset_sequence() -> None:
-    global _request_seq
-    _request_seq = _new_sequence()
+    global _request_seq, _worker_tag
+    _worker_tag = _new_worker_tag()
+    _request_seq = itertools.count()
 
 
 os.register_at_fork(after_in_child=_reset_sequence)
@@ -76,10 +87,10 @@ def current_request() -> SynapseRequest | None:
 
 
 def next_request_id(method: str, header_value: str | None = None) -> str:
-    """`<METHOD>-<n>` from the worker's counter, or `<METHOD>-<header value>`."""
+    """`<METHOD>-<worker tag>-<n>` from the worker's counter, or `<METHOD>-<header value>`."""
     if header_value:
         return f"{method}-{header_value}"
-    return f"{method}-{next(_request_seq)}"
+    return f"{method}-{_worker_tag}-{next(_request_seq)}"
 
 
 def _cpu_times() -> tuple[float, float]:

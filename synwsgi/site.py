@@ -136,6 +136,8 @@ class Site:
 
         `site.wsgi_app` is this method until middleware wraps it.
         """
+        if runtime.hub_sharing is not None:  # gevent: one keep-alive connection cannot hold the worker
+            runtime.hub_sharing()
         hooks = self._hooks
         request: SynapseRequest | None = None
         resource: Resource = _UNRECOGNIZED

@@ -95,12 +95,12 @@ def test_interleaved_streams_keep_their_own_context() -> None:
     assert client.get("/get").get_json()["marker"] == "unset"
 
 
-def test_request_ids_are_method_and_increasing_number() -> None:
+def test_request_ids_are_method_worker_tag_and_increasing_number() -> None:
     client = make_client()
     numbers: list[int] = []
     for method in ("GET", "POST", "GET", "PUT", "GET"):
         body = assert_json_response(client.open("/id", method=method), 200)
-        match = re.fullmatch(rf"{method}-(\d+)", body["id"])
+        match = re.fullmatch(rf"{method}-[a-z2-7]{{5}}-(\d+)", body["id"])
         assert match is not None, body
         assert body["current_is_request"] is True
         numbers.append(int(match.group(1)))

@@ -92,20 +92,33 @@ def test_batched_updates_add_up_to_the_direct_ones_at_exit(tmp_path: Path) -> No
     samples = _collected(tmp_path / "prometheus")
     batched, direct = _by_prefix(samples, "batched"), _by_prefix(samples, "direct")
     assert batched == direct
-    assert batched[("responses_total", (("code", "200"), ("method", "GET")))] == 3
-    assert batched[("responses_total", (("code", "404"), ("method", "GET")))] == 1
-    assert batched[("responses_total", (("code", "403"), ("method", "GET")))] == 1
-    count_labels = (("code", "200"), ("method", "GET"), ("servlet", "OkServlet"), ("tag", "synwsgi"))
+    assert batched[("responses_total", (("code", "200"), ("method", "GET"), ("server_name", "")))] == 3
+    assert batched[("responses_total", (("code", "404"), ("method", "GET"), ("server_name", "")))] == 1
+    assert batched[("responses_total", (("code", "403"), ("method", "GET"), ("server_name", "")))] == 1
+    count_labels = (
+        ("code", "200"),
+        ("method", "GET"),
+        ("server_name", ""),
+        ("servlet", "OkServlet"),
+        ("tag", "synwsgi"),
+    )
     assert batched[("response_time_seconds_count", count_labels)] == 3
     received = {labels: v for (name, labels), v in batched.items() if name == "requests_received_total"}
-    assert received[(("method", "GET"), ("servlet", "OkServlet"))] == 3
-    assert received[(("method", "GET"), ("servlet", "unrecognised_request_handler"))] == 1
-    assert received[(("method", "OTHER"), ("servlet", "unrecognised_request_handler"))] == 1
+    assert received[(("method", "GET"), ("server_name", ""), ("servlet", "OkServlet"))] == 3
+    assert (
+        received[(("method", "GET"), ("server_name", ""), ("servlet", "unrecognised_request_handler"))] == 1
+    )
+    assert (
+        received[(("method", "OTHER"), ("server_name", ""), ("servlet", "unrecognised_request_handler"))] == 1
+    )
     size = batched[
-        ("response_size_bytes_total", (("method", "GET"), ("servlet", "OkServlet"), ("tag", "synwsgi")))
+        (
+            "response_size_total",
+            (("method", "GET"), ("server_name", ""), ("servlet", "OkServlet"), ("tag", "synwsgi")),
+        )
     ]
     assert size == 3 * len(b'{"ok":true}')
-    in_flight = {labels: v for (name, labels), v in batched.items() if name == "in_flight_requests"}
+    in_flight = {labels: v for (name, labels), v in batched.items() if name == "in_flight_requests_count"}
     assert in_flight and set(in_flight.values()) == {0.0}
 
 
@@ -113,9 +126,9 @@ def test_batched_buckets_match_observe(tmp_path: Path) -> None:
     # Same observations through observe() and through the batch: same buckets.
     finish = """
     sink = batched._sink
-    child = batched._code_children(batched._record("GET", "X"), "GET", "X", 200)
+    child = batched._code_children(batched._record("GET", "X", "synwsgi"), "GET", "X", 200)
     for value in [0.0, 0.0005, 0.001, 0.0011, 0.3, 7.0, 61.0, 1e9]:
-        direct.response_time.labels("GET", "X", "synwsgi", "200").observe(value)
+        direct.collectors.response_time.labels("GET", "X", "synwsgi", "200", "").observe(value)
         with sink.lock:
             child.observe(value)
             sink.dirty_codes.add(child)
@@ -175,7 +188,7 @@ def test_in_flight_shows_a_long_request_within_the_interval(tmp_path: Path) -> N
         MultiProcessCollector(registry)
         return sum(
             s.value for m in registry.collect() for s in m.samples
-            if s.name == "batched_in_flight_requests" and s.labels.get("servlet") == "Slow"
+            if s.name == "batched_in_flight_requests_count" and s.labels.get("servlet") == "Slow"
         )
 
     resource.register_paths("GET", ["/slow"], lambda request: (time.sleep(0.6), (200, {}))[1], "Slow")

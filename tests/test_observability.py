@@ -185,7 +185,7 @@ def test_request_id_tags_handler_body_and_access_records(tagged_records: list[lo
     ids = {by_message["before the first piece"], by_message["in the middle of the body"]}
     assert len(ids) == 1
     (request_id,) = ids
-    assert re.fullmatch(r"GET-\d+", request_id)
+    assert re.fullmatch(r"GET-[a-z2-7]{5}-\d+", request_id)
     access = [r for r in tagged_records if r.name == "synwsgi.access"]
     assert [r.request for r in access] == [request_id]  # type: ignore[attr-defined]
     outside = logging.LogRecord("x", logging.INFO, __file__, 1, "outside", None, None)
@@ -198,7 +198,8 @@ def test_request_ids_increase_and_can_come_from_a_header(tagged_records: list[lo
     for _ in range(3):
         client.get("/api/ok").close()
     ids = [r.request for r in tagged_records if r.getMessage() == "inside the handler"]  # type: ignore[attr-defined]
-    numbers = [int(i.split("-")[1]) for i in ids]
+    numbers = [int(i.rsplit("-", 1)[1]) for i in ids]
+    assert len({i.rsplit("-", 1)[0] for i in ids}) == 1, ids  # one process, one tag
     assert numbers == sorted(numbers) and len(set(numbers)) == 3
     tagged_records.clear()
     config = ServerConfig(request_id_header="X-Request-ID")
@@ -230,7 +231,7 @@ def test_request_ids_stay_apart_under_concurrency(tagged_records: list[logging.L
 
 
 def _sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    value = registry.get_sample_value(name, labels)
+    value = registry.get_sample_value(name, {**labels, "server_name": ""})
     return 0.0 if value is None else value
 
 
@@ -241,7 +242,7 @@ def test_metrics_by_servlet_from_the_registry() -> None:
         client.get(path).close()
     for path in ("/api/nope/1", "/api/nope/2", "/elsewhere/3"):
         client.get(path).close()
-    prefix = "synwsgi_http_server"
+    prefix = "synapse_http_server"
     assert _sample(registry, f"{prefix}_requests_received_total", method="GET", servlet="OkServlet") == 2
     assert _sample(registry, f"{prefix}_requests_received_total", method="GET", servlet="MembersServlet") == 2
     assert _sample(registry, f"{prefix}_responses_total", method="GET", code="200") == 4
@@ -267,11 +268,9 @@ def test_metrics_by_servlet_from_the_registry() -> None:
         )
         == 2
     )
-    size = _sample(
-        registry, f"{prefix}_response_size_bytes_total", method="GET", servlet="OkServlet", tag="t"
-    )
+    size = _sample(registry, f"{prefix}_response_size_total", method="GET", servlet="OkServlet", tag="t")
     assert size == 2 * len(b'{"ok":true}')
-    assert _sample(registry, f"{prefix}_in_flight_requests", method="GET", servlet="OkServlet") == 0
+    assert _sample(registry, f"{prefix}_in_flight_requests_count", method="GET", servlet="OkServlet") == 0
     # No path (or room id) ever becomes a label value.
     for metric in registry.collect():
         for sample in metric.samples:
@@ -285,13 +284,17 @@ def test_in_flight_counts_a_running_handler() -> None:
     resource = JsonResource()
 
     def handler(request: Any) -> tuple[int, Any]:
-        seen.append(_sample(registry, "synwsgi_http_server_in_flight_requests", method="GET", servlet="Busy"))
+        seen.append(
+            _sample(registry, "synapse_http_server_in_flight_requests_count", method="GET", servlet="Busy")
+        )
         return 200, {}
 
     resource.register_paths("GET", ["/busy"], handler, "Busy")
     Client(Site({"/": resource}, hooks=[metrics])).get("/busy").close()
     assert seen == [1.0]
-    assert _sample(registry, "synwsgi_http_server_in_flight_requests", method="GET", servlet="Busy") == 0
+    assert (
+        _sample(registry, "synapse_http_server_in_flight_requests_count", method="GET", servlet="Busy") == 0
+    )
 
 
 def test_metrics_resource_serves_the_text_format() -> None:
@@ -302,7 +305,8 @@ def test_metrics_resource_serves_the_text_format() -> None:
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/plain")
     assert (
-        b'synwsgi_http_server_requests_received_total{method="GET",servlet="OkServlet"} 1.0' in response.data
+        b'synapse_http_server_requests_received_total{method="GET",server_name="",servlet="OkServlet"} 1.0'
+        in response.data
     )
     assert client.post("/metrics").status_code == 405
 
@@ -330,7 +334,7 @@ def test_one_span_per_request_named_after_the_servlet(span_exporter: InMemorySpa
     assert first.attributes["http.request.method"] == "GET"
     assert first.attributes["http.route"] == "/api/rooms/<room_id>/members"
     assert first.attributes["http.response.status_code"] == 200
-    assert re.fullmatch(r"GET-\d+", str(first.attributes["synwsgi.request_id"]))
+    assert re.fullmatch(r"GET-[a-z2-7]{5}-\d+", str(first.attributes["synwsgi.request_id"]))
     assert format(first.context.trace_id, "032x") == trace_id
     assert second.name == "FailServlet"
     assert second.attributes is not None and second.attributes["http.response.status_code"] == 403

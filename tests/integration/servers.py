@@ -53,6 +53,7 @@ __all__ = [
     "gunicorn_server",
     "http_get",
     "http_request",
+    "metrics_get",
     "open_connection",
     "open_fds",
     "pid_alive",
@@ -331,9 +332,29 @@ def _base_env(env: Mapping[str, str] | None) -> dict[str, str]:
     # Never let the caller's environment inject gunicorn options.
     merged.pop("GUNICORN_CMD_ARGS", None)
     merged["PYTHONUNBUFFERED"] = "1"
+    # The showcase's gunicorn.conf.py serves metrics on a port of its own
+    # (127.0.0.1:9101 by default): any free one here, so that servers running
+    # side by side never clash; `metrics_get` finds it in the log.
+    merged["SYNWSGI_METRICS_BIND"] = "127.0.0.1:0"
     if env:
         merged.update(env)
     return merged
+
+
+_METRICS_AT = re.compile(r"Serving metrics at http://([\d.]+):(\d+)/metrics")
+
+
+def metrics_get(server: Server, timeout: float = 10.0) -> tuple[int, bytes]:
+    """GET the metrics listener that gunicorn.conf.py started (its address is logged)."""
+    match = _METRICS_AT.search(server.wait_for_log(_METRICS_AT, timeout=timeout))
+    assert match is not None
+    connection = http.client.HTTPConnection(match[1], int(match[2]), timeout=timeout)
+    try:
+        connection.request("GET", "/metrics")
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
 
 
 def _probe_http(host: str, port: int, path: str) -> bool:

@@ -15,7 +15,7 @@ except where a test starts its own server:
    server.
 4. 204 and 304 responses carry no body on every server: nothing follows the
    header block, and on keep-alive connections the next response parses.
-5. Request ids are ``GET-<n>`` and unique across the two workers of one
+5. Request ids are ``GET-<worker tag>-<n>`` and unique across the two workers of one
    gunicorn server (read from the access log written via ``gunicorn.conf.py``).
 6. ``gunicorn.conf.py``: a user-supplied ``PROMETHEUS_MULTIPROC_DIR`` that is
    missing or not a directory stops startup naming it; one it did not create
@@ -53,6 +53,7 @@ from .servers import (
     free_port,
     gunicorn_server,
     http_get,
+    metrics_get,
     open_connection,
     open_fds,
     read_response,
@@ -476,7 +477,7 @@ def test_request_ids_unique_across_workers(measure: Measure) -> None:
             f"requests served by worker {sorted(pids).index(pid)}", sum(p == pid for p, _ in answers), "req"
         )
     ids = [request_id for _, request_id in answers]
-    assert all(re.fullmatch(r"GET-\d+", request_id) for request_id in ids), ids[:5]
+    assert all(re.fullmatch(r"GET-[a-z2-7]{5}-\d+", request_id) for request_id in ids), ids[:5]
     assert len(set(ids)) == len(ids), f"{len(ids) - len(set(ids))} duplicate ids"
     assert len(logged) == len(ids), f"{len(logged)} access lines, {len(ids)} requests:\n{server.log_tail()}"
     assert len(set(logged)) == len(logged), "duplicate request ids in the access log"
@@ -561,8 +562,12 @@ def test_user_prometheus_dir_is_never_wiped(tmp_path: Path) -> None:
         log_level="info",
     ) as server:
         assert sentinel.exists(), "startup wiped a metrics directory the config did not create"
-        status, _, body = http_get(server, "/metrics")
+        assert http_get(server, "/_matrix/client/versions")[0] == 200
+        status, body = metrics_get(server)
         assert status == 200, body[:500]
+        deadline = time.monotonic() + 5  # the worker writes its batch within 0.25 s
+        while not any(path.suffix == ".db" for path in metrics_dir.iterdir()) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert any(path.suffix == ".db" for path in metrics_dir.iterdir()), list(metrics_dir.iterdir())
     assert not server.running()
     assert sentinel.read_text() == "the operator's file\n", "exit wiped the user's metrics directory"
