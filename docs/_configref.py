@@ -37,6 +37,9 @@ ENV_DESCRIPTIONS: dict[str, str] = {
     "SYNWSGI_WORKER_CLASS": "gunicorn's worker class: ``synwsgi.pywsgi_worker.PyWSGIWorker`` "
     "(gevent through ``gevent.pywsgi``; needs the ``gevent`` extra), ``gevent``, ``gthread`` or "
     "``sync`` (see the workers page).",
+    "SYNWSGI_METRICS_BIND": "``host:port`` of the Prometheus metrics listener, apart from the "
+    "public port (served by gunicorn's arbiter over all workers' metrics); empty turns it off. "
+    "Keep it on 127.0.0.1 (see the deployment page).",
     "SYNWSGI_WORKER_CONNECTIONS": "Connections one gevent worker holds at once, parked long-polls "
     "included; a full worker makes new requests wait.",
     "SYNWSGI_THREADS": "Threads per ``gthread`` worker.",

@@ -70,8 +70,8 @@ class CountsServlet(RestServlet):
 
 
 def create_app(registry: CollectorRegistry = REGISTRY) -> Site:
-    """A new application. Tests pass a fresh `CollectorRegistry`: prometheus-client refuses
-    to register the same metric names twice in one registry, and a test must count alone."""
+    """A new application. Tests pass a fresh `CollectorRegistry`, so that each test counts
+    its own requests (two `ServerMetrics` on one registry share, and add up, its metrics)."""
     counts = Counts()
     client = JsonResource()
     RoomServlet().register(client)

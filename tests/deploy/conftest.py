@@ -119,9 +119,10 @@ def _gunicorn(behind_proxy: bool) -> Iterator[Server]:
             env.pop("SYNWSGI_BEHIND_PROXY")
         # The repo's gunicorn.conf.py, as the unit's `gunicorn wsgi:app` reads it;
         # one worker, so /_demo/stats sees every request.
+        # The unit leaves the worker class to gunicorn.conf.py's default, PyWSGIWorker.
         with gunicorn_server(
             "wsgi:app",
-            env["SYNWSGI_WORKER_CLASS"],
+            env.get("SYNWSGI_WORKER_CLASS", "pywsgi"),
             workers=1,
             env=env,
             config=PROJECT_ROOT / "gunicorn.conf.py",
