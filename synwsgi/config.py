@@ -27,8 +27,9 @@ class ServerConfig:
             many items near its top is encoded incrementally under gevent.
         request_id_header: take the request id from this header when present.
         behind_proxy: trust `X-Forwarded-For`/`-Proto` from one proxy hop.
-        site_tag: the name of this listener in the access line, where the
-            `AccessLogger` is given no tag of its own.
+        site_tag: the name of this listener in the access line and in the
+            metrics' `tag` label, where the `AccessLogger` or `ServerMetrics`
+            is given no tag of its own.
         cancellation_poll_interval: how often (seconds) a disconnect watcher
             looks at the client's socket while a `@cancellable` handler runs.
         body_read_timeout, body_min_rate: a request body must arrive within

@@ -253,15 +253,28 @@ def test_claim_6_the_error_line_logger_is_synwsgi_errors(captured: _ListHandler)
     assert "synwsgi.errors" in _page("observability")
 
 
-def test_claim_7_site_tag_names_the_listener_in_the_access_line(captured: _ListHandler) -> None:
+def test_claim_7_site_tag_names_the_listener_in_logs_and_metrics(captured: _ListHandler) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from synwsgi import ServerMetrics
+
     resource = JsonResource()
     _Echo().register(resource)
-    app = Site({"/echo": resource}, ServerConfig(site_tag="federation"), hooks=[AccessLogger()])
+    registry = CollectorRegistry()
+    hooks = [AccessLogger(), ServerMetrics(registry)]
+    app = Site({"/echo": resource}, ServerConfig(site_tag="federation"), hooks=hooks)
     Client(app).get("/echo/x").close()
     lines = [r.getMessage() for r in captured.records if r.name == "synwsgi.access"]
     assert len(lines) == 1 and " - federation - " in lines[0], lines
+    tags = {
+        sample.labels.get("tag")
+        for family in registry.collect()
+        for sample in family.samples
+        if "tag" in sample.labels
+    }
+    assert tags == {"federation"}, tags
     doc = _configref.field_descriptions(ServerConfig)["site_tag"]
-    assert "access line" in doc
+    assert "access line" in doc and "metrics" in doc
 
 
 def test_claim_13_errors_docstring_names_the_module_that_renders() -> None:
