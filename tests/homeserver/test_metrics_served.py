@@ -53,7 +53,7 @@ def test_metrics_add_up_every_workers_requests(tmp_path: Path) -> None:
                 sum(
                     float(line.rsplit(" ", 1)[1])
                     for line in text.splitlines()
-                    if line.startswith("synwsgi_http_server_requests_received_total{")
+                    if line.startswith("synapse_http_server_requests_received_total{")
                     and 'servlet="PublicRoomsServlet"' in line
                 )
             )
