@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import json
 import statistics
+import os
 import subprocess
 import tempfile
 import time
@@ -92,6 +93,7 @@ def start_one_worker(name: str, spec: str, log_dir: Path) -> Server:
         process = subprocess.Popen(
             command,
             cwd=ROOT,
+            env={**os.environ, "SYNWSGI_METRICS_BIND": ""},  # no listener on the repo config's fixed port
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -176,8 +176,8 @@ def start_gunicorn(name: str, worker_class: str, log_dir: Path, launch: Launch |
     """Start gunicorn for ``name`` in its own session; caller must stop it.
 
     Every server gets a fresh ``PROMETHEUS_MULTIPROC_DIR`` (as the repo's
-    gunicorn.conf.py sets one) and ``SYNWSGI_BENCH_ACCESS_LOG``, the file
-    the production-hooks app writes its access lines to."""
+    gunicorn.conf.py sets one), ``SYNWSGI_BENCH_ACCESS_LOG``, the file
+    the production-hooks app writes its access lines to, and no metrics listener."""
     launch = launch or Launch()
     port = free_port()
     slug = "".join(c if c.isalnum() or c in "+-_" else "-" for c in name)
@@ -188,6 +188,9 @@ def start_gunicorn(name: str, worker_class: str, log_dir: Path, launch: Launch |
         **os.environ,
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
         "SYNWSGI_BENCH_ACCESS_LOG": str(log_dir / f"access-{slug}-{worker_class}-{port}.log"),
+        # gunicorn reads the repo's gunicorn.conf.py from the working directory: no
+        # metrics listener (its fixed port would refuse every server but the first).
+        "SYNWSGI_METRICS_BIND": "",
         **launch.env.get(name, {}),
     }
     spec = launch.specs.get(name) or gunicorn_spec(name)

@@ -65,7 +65,7 @@ FULL = Settings(
     json_mb=20, json_rounds=7, json_budget_s=60,
     load_seconds=4, load_reps=5, load_warmup_s=2,
     stream_bytes=200 * 2**20, stream_reps=5, fairness_reps=7,
-    section_limit_s=600,
+    section_limit_s=1200,  # the load section: 3 worker classes x its candidates, ~11 min
 )  # fmt: skip
 QUICK = Settings(
     inproc_rounds=5, inproc_round_s=0.02, inproc_budget_s=20,
