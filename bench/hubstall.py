@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import statistics
 import os
+import statistics
 import subprocess
 import tempfile
 import time
