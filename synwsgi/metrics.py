@@ -350,14 +350,7 @@ class ServerMetrics(RequestHooks):
         return record if record is not None else self._record(method, servlet, tag)
 
     def handler_started(self, request: SynapseRequest) -> None:
-        method = request.method
-        if method not in _KNOWN_METHODS:
-            method = "OTHER"
-        servlet = request.servlet_name
-        tag = self.tag or request.config.site_tag
-        record = self._records.get((servlet, method, tag))
-        if record is None:
-            record = self._record(method, servlet, tag)
+        record = self._find(request)
         # in flight: request_finished decrements this record's gauge
         request.hook_state[self] = record  # type: ignore[index] # a dict when the site has hooks
         sink = self._sink
