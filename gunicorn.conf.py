@@ -27,7 +27,7 @@ if not os.path.isdir(_metrics_dir):
 
 from gunicorn.glogging import Logger as GunicornLogger  # noqa: E402
 
-from synwsgi.logcontext import logging_config  # noqa: E402 - after the environment is set
+from synwsgi.observability.logcontext import logging_config  # noqa: E402 - after the environment is set
 
 bind = [os.environ.get("SYNWSGI_BIND", "127.0.0.1:8008")]
 workers = int(os.environ.get("SYNWSGI_WORKERS", "2"))
@@ -92,7 +92,7 @@ metrics_bind = os.environ.get("SYNWSGI_METRICS_BIND", "127.0.0.1:9101")
 
 def when_ready(server: Any) -> None:
     if metrics_bind:
-        from synwsgi.metrics import start_metrics_server
+        from synwsgi.observability.metrics import start_metrics_server
 
         host, port = start_metrics_server(metrics_bind)
         server.log.info("Serving metrics at http://%s:%s/metrics", host, port)
@@ -101,7 +101,7 @@ def when_ready(server: Any) -> None:
 def post_fork(server: Any, worker: Any) -> None:
     """A worker closes its copy of the arbiter's metrics listener and says
     which tag its request ids carry (`GET-<tag>-<n>`)."""
-    from synwsgi.metrics import close_inherited_metrics_servers
+    from synwsgi.observability.metrics import close_inherited_metrics_servers
     from synwsgi.request import worker_tag
 
     close_inherited_metrics_servers()

@@ -53,21 +53,21 @@ BENCH = [*GEVENT, "falcon>=4", "bottle>=0.13", "flask>=3", "matplotlib>=3.8"]
 # `--no-build-isolation`). Chosen by measurement (instructions per request on the
 # state route and the 404) and by safety: a compiled class cannot be subclassed
 # from Python code, so the modules whose classes users subclass stay pure
-# (request, resources, hooks, servlet, errors, accesslog, metrics, compat, auth),
+# (request, resources, servlet, errors, auth, _internal.compat and observability),
 # and so do those that subclass built-in exceptions (errors, cancellation).
 # Without the variable the package is pure Python: no compiler, no mypy.
 MYPYC_MODULES = [
     "body",
-    "connection",
-    "errormap",
-    "headers",
+    "_internal.connection",
+    "_internal.errormap",
+    "_internal.headers",
+    "_internal.paths",
+    "_internal.results",
+    "_internal.routing",
+    "_internal.runtime",
     "jsonenc",
-    "paths",
     "policy",
     "responses",
-    "results",
-    "routing",
-    "runtime",
     "site",
 ]
 
@@ -95,7 +95,9 @@ def _ext_modules() -> list[Any]:  # setuptools or distutils Extension objects
         "--allow-untyped-decorators",
         "--no-warn-unused-ignores",
     ]
-    return mypycify([*relaxed, *(f"synwsgi/{name}.py" for name in MYPYC_MODULES)], opt_level="3")
+    return mypycify(
+        [*relaxed, *(f"synwsgi/{name.replace('.', '/')}.py" for name in MYPYC_MODULES)], opt_level="3"
+    )
 
 
 setup(

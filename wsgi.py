@@ -39,9 +39,9 @@ from synwsgi import (
     parse_json_object_from_request,
     parse_string,
 )
-from synwsgi.accesslog import AccessLogger
-from synwsgi.metrics import ServerMetrics, start_metrics_server
-from synwsgi.tracing import tracing_hooks
+from synwsgi.observability.accesslog import AccessLogger
+from synwsgi.observability.metrics import ServerMetrics, start_metrics_server
+from synwsgi.observability.tracing import tracing_hooks
 
 WEBROOT = Path(synwsgi.__file__).parent / "webroot"
 
@@ -299,7 +299,7 @@ if __name__ == "__main__":
     import logging.config
 
     from synwsgi.devserver import run_dev_server
-    from synwsgi.logcontext import logging_config
+    from synwsgi.observability.logcontext import logging_config
 
     logging.config.dictConfig(logging_config())
     metrics_bind = os.environ.get("SYNWSGI_METRICS_BIND", "127.0.0.1:9101")

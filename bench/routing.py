@@ -125,10 +125,10 @@ def prepare_matcher(
 def synwsgi_router_match_bench(
     rules: RuleList, paths: Sequence[str], round_seconds: float = 0.05
 ) -> Prepared:
-    """(round sampler -> us/match, note) for ``synwsgi.routing.Router``;
+    """(round sampler -> us/match, note) for ``synwsgi._internal.routing.Router``;
     ``paths[i]`` is the raw sample path of ``rules[i]``. Raises
     :class:`Unavailable` (shown as "unavailable") until the router exists."""
-    router = import_attr("synwsgi.routing", "Router")()
+    router = import_attr("synwsgi._internal.routing", "Router")()
     for index, (method, rule) in enumerate(rules):
         router.add(method, rule, index)
     return prepare_matcher(router.match, rules, paths, round_seconds)

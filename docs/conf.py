@@ -58,9 +58,15 @@ HOMESERVER_ENV_PLACEHOLDER = ".. synwsgi-homeserver-environment::"
 
 
 def _public_modules() -> list[str]:
+    """The public modules: the top level's and ``observability``'s; nothing
+    under a ``_`` name (``_internal`` is not API). ``contrib`` gets only its
+    package's section: its add-ons need their extras, and have their own page."""
+    import synwsgi.observability
+
     return sorted(
-        f"synwsgi.{info.name}"
-        for info in pkgutil.iter_modules(synwsgi.__path__)
+        f"{package.__name__}.{info.name}"
+        for package in (synwsgi, synwsgi.observability)
+        for info in pkgutil.iter_modules(package.__path__)
         if not info.name.startswith("_")
     )
 

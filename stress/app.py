@@ -28,7 +28,7 @@ if str(PROJECT_ROOT) not in sys.path:
 
 import wsgi  # noqa: E402 - needs the path above
 from synwsgi import JsonResource, RestServlet, Site, SynapseRequest, parse_boolean, parse_string  # noqa: E402
-from synwsgi.accesslog import AccessLogger  # noqa: E402
+from synwsgi.observability.accesslog import AccessLogger  # noqa: E402
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment

@@ -3,32 +3,48 @@
 The life of a request (`Site.serve`, which is `site.wsgi_app` until middleware
 wraps it; one `try` around all of it; docs/architecture.rst tells it in full):
 
-1. `site.Site` resolves the mount for the raw path (`paths`), builds the
-   `request.SynapseRequest` with the effective config, then tells the `hooks`;
+1. `site.Site` resolves the mount for the raw path (`_internal.paths`), builds
+   the `request.SynapseRequest` with the effective config, then tells the
+   `observability.hooks`;
 2. the declared body size and multipart are checked before routing; the
-   resource (`resources`, `static`, `metrics`) returns the handler as a
-   `dispatch.Dispatch` (`routing` for a `JsonResource`), or raises 404/405;
-3. `runtime.run_handler` runs it, cancellable or not, gevent or threads;
-   `clock` drives it if it is `async`;
-4. `results.to_response` turns what it returned into a `responses.Response`;
-5. `errormap` renders any failure of 1-4 as JSON or HTML;
+   resource (`resources`, `static`, `observability.metrics`) returns the
+   handler as a `dispatch.Dispatch` (`_internal.routing` for a
+   `JsonResource`), or raises 404/405;
+3. `_internal.runtime.run_handler` runs it, cancellable or not, gevent or
+   threads; `clock` drives it if it is `async`;
+4. `_internal.results.to_response` turns what it returned into a
+   `responses.Response`;
+5. `_internal.errormap` renders any failure of 1-4 as JSON or HTML;
 6. `policy` gives the response's kind its CORS/CORP/framing/cache headers, in
    a new list: what a handler returned is never edited;
-7. the body goes out as a `body.ResponseBody`, whose `close()` ends the request.
+7. the body goes out as a `body.ResponseBody`, whose `close()` ends the
+   request.
+
+The layout: the modules at the top level are the API (their public names are
+stable; the most used are exported here); `_internal` is the machinery of the
+pipeline, not for import; `observability` holds what plugs in through the
+hooks (access log, metrics, tracing, log context); `contrib` the optional
+add-ons (the Twisted bridge).
 
 Modules import only those listed before them (type-only imports included;
 tests/test_architecture.py checks it):
-errors, config, headers, jsonenc, cancellation, collector, connection, pywsgi_worker, clock,
-query -> body, paths, policy, runtime, rest, transactions, jsonbody, dispatch -> compat,
-responses, routing -> request
--> errormap, hooks, logcontext, notifier, resources, results
--> servlet, accesslog, static, tracing, site, devserver -> auth, metrics -> ratelimiting, types.
+errors, config, jsonenc, cancellation, clock, pywsgi_worker, _internal.headers,
+_internal.collector, _internal.connection, _internal.query
+-> body, dispatch, policy, rest, transactions, _internal.jsonbody,
+_internal.paths, _internal.runtime
+-> responses, _internal.compat, _internal.routing
+-> request
+-> resources, notifier, ratelimiting, _internal.errormap, _internal.results,
+observability.hooks, observability.logcontext
+-> site, servlet, static, devserver, observability.accesslog,
+observability.metrics, observability.tracing
+-> auth -> types.
 """
 
 import importlib as _importlib
 import typing as _typing
 
-from .accesslog import AccessLogger as AccessLogger
+from ._internal.runtime import cooperate as cooperate
 from .auth import Auth as Auth
 from .auth import Requester as Requester
 from .auth import UserID as UserID
@@ -78,10 +94,11 @@ from .errors import UnsupportedRoomVersionError as UnsupportedRoomVersionError
 from .errors import UserDeactivatedError as UserDeactivatedError
 from .errors import UserLockedError as UserLockedError
 from .errors import cs_error as cs_error
-from .hooks import RequestHooks as RequestHooks
 from .jsonenc import encode_canonical_json as encode_canonical_json
-from .logcontext import logging_config as logging_config
 from .notifier import Notifier as Notifier
+from .observability.accesslog import AccessLogger as AccessLogger
+from .observability.hooks import RequestHooks as RequestHooks
+from .observability.logcontext import logging_config as logging_config
 from .policy import Kind as Kind
 from .ratelimiting import Ratelimiter as Ratelimiter
 from .ratelimiting import RatelimitSettings as RatelimitSettings
@@ -115,7 +132,6 @@ from .responses import set_corp_headers as set_corp_headers
 from .responses import set_cors_headers as set_cors_headers
 from .rest import client_patterns as client_patterns
 from .rest import interactive_auth_handler as interactive_auth_handler
-from .runtime import cooperate as cooperate
 from .servlet import assert_params_in_dict as assert_params_in_dict
 from .servlet import (
     parse_and_validate_json_object_from_request as parse_and_validate_json_object_from_request,
@@ -139,14 +155,14 @@ from .static import StaticResource as StaticResource
 from .transactions import HttpTransactionCache as HttpTransactionCache
 
 if _typing.TYPE_CHECKING:
-    from .metrics import MetricsResource as MetricsResource
-    from .metrics import ServerMetrics as ServerMetrics
+    from .observability.metrics import MetricsResource as MetricsResource
+    from .observability.metrics import ServerMetrics as ServerMetrics
 
 #: Exported, but imported on first use: prometheus_client picks its value
 #: store (in memory, or multiprocess files) from PROMETHEUS_MULTIPROC_DIR
 #: when it is imported, and a gunicorn config must be able to set that after
 #: `import synwsgi` (a worker class in synwsgi is imported before its hooks run).
-_LAZY = {"MetricsResource": "metrics", "ServerMetrics": "metrics"}
+_LAZY = {"MetricsResource": "observability.metrics", "ServerMetrics": "observability.metrics"}
 
 
 def __getattr__(name: str) -> _typing.Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.serving import WSGIRequestHandler, run_simple
 
-from .logcontext import logging_config
+from .observability.logcontext import logging_config
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -42,7 +42,7 @@ class DevRequestHandler(WSGIRequestHandler):
         return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        """Silent: `synwsgi.accesslog` writes the access line, with secrets redacted."""
+        """Silent: `synwsgi.observability.accesslog` writes the access line, with secrets redacted."""
 
 
 def run_dev_server(app: WSGIApplication, host: str = "127.0.0.1", port: int = 8008, **options: Any) -> None:

@@ -1,7 +1,7 @@
 """Matrix error codes and the exception hierarchy, under Synapse's names.
 
 Each error knows how to describe itself (`code`, `error_dict(config)`,
-`headers`); `synwsgi.errormap` turns that description into a response.
+`headers`); `synwsgi._internal.errormap` turns that description into a response.
 Servlet code ported from Synapse raises these unchanged: the constructors
 take Synapse's arguments (`synapse/api/errors.py`). Nothing here imports the
 rest of synwsgi. The errors synwsgi's own machinery raises live here too:

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Collection, Iterable
 from typing import Any, Protocol, TypeVar
 
-from . import runtime
+from ._internal import runtime
 from .request import current_request
 
 logger = logging.getLogger(__name__)

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import ClassVar
 
-from .config import ServerConfig
-from .headers import (
+from ._internal.headers import (
     CLICKJACKING_HEADERS,
     CORP_HEADERS,
     CORS_HEADERS,
@@ -29,6 +28,7 @@ from .headers import (
     NO_CACHE,
     Header,
 )
+from .config import ServerConfig
 
 # Synapse answers the MSC4108 rendezvous endpoints with their own CORS variant.
 _MSC4108_RENDEZVOUS = "/_matrix/client/unstable/org.matrix.msc4108/rendezvous"

@@ -26,16 +26,16 @@ from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request
 
-from . import runtime
+from ._internal import runtime
+from ._internal.compat import SynapseRequestCompat
+from ._internal.connection import client_socket
+from ._internal.headers import Header, safe_header
+from ._internal.jsonbody import parse_json_body
+from ._internal.paths import raw_path_from_environ
+from ._internal.query import QueryArgs
 from .cancellation import current_scope
-from .compat import SynapseRequestCompat
 from .config import DEFAULT_CONFIG, ServerConfig
-from .connection import client_socket
 from .errors import Codes, RequestTooLargeError, SynapseError
-from .headers import Header, safe_header
-from .jsonbody import parse_json_body
-from .paths import raw_path_from_environ
-from .query import QueryArgs
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

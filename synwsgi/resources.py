@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
+from ._internal.routing import Router
 from .dispatch import Dispatch, ServletCallback
 from .errors import MethodNotAllowedError, UnrecognizedRequestError
 from .policy import Kind
 from .responses import HTML_ERROR_TEMPLATE, options_response, redirect_response
-from .routing import Router
 
 if TYPE_CHECKING:
     import jinja2

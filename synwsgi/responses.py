@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import headers as h
+from ._internal import headers as h
 from .cancellation import HTTP_STATUS_REQUEST_CANCELLED
 from .jsonenc import encode_canonical_json, encode_json
 from .policy import Kind, cors_headers

@@ -26,9 +26,9 @@ from collections.abc import Collection, Mapping, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeVar, overload
 
+from ._internal.jsonbody import MAX_JSON_DEPTH as MAX_JSON_DEPTH
+from ._internal.jsonbody import loads_strict, parse_json_body
 from .errors import Codes, SynapseError
-from .jsonbody import MAX_JSON_DEPTH as MAX_JSON_DEPTH
-from .jsonbody import loads_strict, parse_json_body
 from .request import read_body as read_body
 
 if TYPE_CHECKING:

@@ -45,13 +45,16 @@ from typing import TYPE_CHECKING
 
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import policy, results, runtime
+from . import policy
+from ._internal import results, runtime
+from ._internal.connection import ask_server_to_close, end_connection
+from ._internal.errormap import render_error
+from ._internal.headers import Header
+from ._internal.paths import raw_path_from_environ, unquote_strict
 from .body import ResponseBody, rechunk, split
 from .cancellation import CancelledError, CancelScope
 from .config import DEFAULT_CONFIG, ServerConfig
-from .connection import ask_server_to_close, end_connection
 from .dispatch import UNRECOGNISED, Dispatch
-from .errormap import render_error
 from .errors import (
     Codes,
     MethodNotAllowedError,
@@ -59,10 +62,8 @@ from .errors import (
     SynapseError,
     UnrecognizedRequestError,
 )
-from .headers import Header
-from .hooks import HookRunner, RequestHooks, run_hooks
 from .jsonenc import encode_canonical_json
-from .paths import raw_path_from_environ, unquote_strict
+from .observability.hooks import HookRunner, RequestHooks, run_hooks
 from .request import SynapseRequest, current_request_var, next_request_id
 from .resources import Handler, Resource
 from .responses import Response, close_body, status_line

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from werkzeug.exceptions import NotFound
 from werkzeug.utils import send_from_directory
 
+from ._internal.paths import unquote_strict
 from .errors import NotFoundError, SynapseError
-from .paths import unquote_strict
 from .policy import Kind
 from .resources import Handler, Resource, method_not_allowed
 

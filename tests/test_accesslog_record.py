@@ -1,6 +1,6 @@
 """The access line's record is the `LogRecord` logging would make, field for field.
 
-`synwsgi.accesslog` builds it from a per-process template instead of through
+`synwsgi.observability.accesslog` builds it from a per-process template instead of through
 `Logger.log` (which looks up the caller's frame); handlers and formatters
 must not be able to tell.
 """
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from synwsgi import accesslog
+from synwsgi.observability import accesslog
 
 ARGS = ("127.0.0.1", "synwsgi", None, 0.0125, 0.0, 0.001, 0.0, 57, 200, "GET", "/p", "HTTP/1.1", "curl")
 

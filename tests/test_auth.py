@@ -23,7 +23,6 @@ from synwsgi import (
     UserLockedError,
     parse_string,
 )
-from synwsgi.accesslog import AccessLogger
 from synwsgi.auth import (
     Auth,
     Requester,
@@ -32,6 +31,7 @@ from synwsgi.auth import (
     get_access_token_from_request,
     has_access_token,
 )
+from synwsgi.observability.accesslog import AccessLogger
 from synwsgi.rest import client_patterns
 
 USER = "@alice:example.org"

@@ -20,7 +20,7 @@ from werkzeug.test import Client, TestResponse
 
 import synwsgi
 from synwsgi import DirectServeJsonResource, ServerConfig, Site, SynapseRequest
-from synwsgi.accesslog import AccessLogger
+from synwsgi.observability.accesslog import AccessLogger
 
 MIN = 10
 MAX = 25

@@ -21,7 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from synwsgi.logcontext import LOG_FORMAT, BufferedStreamHandler, PreciseFormatter, logging_config
+from synwsgi.observability.logcontext import (
+    LOG_FORMAT,
+    BufferedStreamHandler,
+    PreciseFormatter,
+    logging_config,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,7 +188,7 @@ def test_logging_config_writes_access_lines_at_exit(tmp_path: Path) -> None:
     _child(
         """
         import logging, logging.config, sys
-        from synwsgi.logcontext import logging_config
+        from synwsgi.observability.logcontext import logging_config
         config = logging_config("INFO")
         config["handlers"]["access"]["stream"] = open(sys.argv[1] + "/access.log", "a")
         logging.config.dictConfig(config)
@@ -203,7 +208,7 @@ def test_logging_config_writes_access_lines_at_exit(tmp_path: Path) -> None:
 
 GEVENT_CHILD = """
 import logging, os, sys
-from synwsgi.logcontext import BufferedStreamHandler
+from synwsgi.observability.logcontext import BufferedStreamHandler
 
 def make_handler():
     handler = BufferedStreamHandler(open(sys.argv[1] + "/access.log", "a"), period=0.1)
@@ -258,7 +263,7 @@ def test_a_forked_child_does_not_repeat_its_parents_lines(tmp_path: Path) -> Non
     _child(
         """
         import logging, os, sys
-        from synwsgi.logcontext import BufferedStreamHandler
+        from synwsgi.observability.logcontext import BufferedStreamHandler
         handler = BufferedStreamHandler(open(sys.argv[1] + "/access.log", "a"), period=60.0)
         logger = logging.getLogger("f")
         logger.addHandler(handler)
@@ -283,5 +288,5 @@ def test_logging_config_sends_access_lines_to_the_buffered_handler() -> None:
     access = config["loggers"]["synwsgi.access"]  # type: ignore[index]
     assert access == {"handlers": ["access"], "propagate": False}
     handler = config["handlers"]["access"]  # type: ignore[index]
-    assert handler["class"] == "synwsgi.logcontext.BufferedStreamHandler"
+    assert handler["class"] == "synwsgi.observability.logcontext.BufferedStreamHandler"
     assert handler["filters"] == ["request"] and handler["formatter"] == "precise"

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import gevent
 import pytest
 
-from synwsgi.collector import GCPacer, release_in_slices
+from synwsgi._internal.collector import GCPacer, release_in_slices
 
 
 class Payload:

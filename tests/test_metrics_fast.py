@@ -27,7 +27,7 @@ import json, sys, time
 from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 from synwsgi import JsonResource, Site, SynapseError
-from synwsgi.metrics import ServerMetrics
+from synwsgi.observability.metrics import ServerMetrics
 
 def fail(request):
     raise SynapseError(403, "no", "M_FORBIDDEN")

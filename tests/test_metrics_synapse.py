@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Histogram
 from werkzeug.test import Client
 
 from synwsgi import JsonResource, ServerConfig, Site
-from synwsgi.metrics import ServerMetrics
+from synwsgi.observability.metrics import ServerMetrics
 
 BY_SERVLET = ("method", "servlet", "server_name")
 BY_TAG = ("method", "servlet", "tag", "server_name")

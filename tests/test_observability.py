@@ -17,10 +17,10 @@ from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
 from synwsgi import JsonResource, RootOptionsRedirectResource, ServerConfig, Site, SynapseError
-from synwsgi.accesslog import AccessLogger, redact_uri
-from synwsgi.logcontext import RequestIdFilter
-from synwsgi.metrics import MetricsResource, ServerMetrics
-from synwsgi.tracing import TRACE_ID_HEADER, Tracing
+from synwsgi.observability.accesslog import AccessLogger, redact_uri
+from synwsgi.observability.logcontext import RequestIdFilter
+from synwsgi.observability.metrics import MetricsResource, ServerMetrics
+from synwsgi.observability.tracing import TRACE_ID_HEADER, Tracing
 
 ACCESS_LINE = re.compile(
     r"^(?P<ip>\S+) - (?P<tag>\S+) - \{(?P<requester>[^}]*)\} Processed request: "

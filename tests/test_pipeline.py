@@ -37,7 +37,7 @@ from synwsgi import (
     respond_with_json_bytes,
 )
 from synwsgi.body import ResponseBody
-from synwsgi.hooks import RequestHooks
+from synwsgi.observability.hooks import RequestHooks
 from synwsgi.responses import json_response
 
 

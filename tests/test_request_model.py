@@ -340,9 +340,10 @@ def test_only_the_site_writes_the_pipelines_request_state() -> None:
     # `requester` is Synapse's `request.requester`, which auth code sets for the access log.
     allowed = {"auth.py": {"requester"}}
     writers = {
-        path.name: writes - allowed.get(path.name, set())
-        for path in PACKAGE.glob("*.py")
-        if path.name not in ("site.py", "request.py", "compat.py")
+        name: writes - allowed.get(name, set())
+        for path in PACKAGE.rglob("*.py")
+        if (name := path.relative_to(PACKAGE).as_posix())
+        not in ("site.py", "request.py", "_internal/compat.py")
         and (writes := _request_attribute_writes(path))
     }
     assert {name: w for name, w in writers.items() if w} == {}
@@ -350,11 +351,11 @@ def test_only_the_site_writes_the_pipelines_request_state() -> None:
 
 def test_no_module_imports_another_modules_private_names() -> None:
     offenders = []
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("synwsgi")):
                 offenders += [
-                    f"{path.name}: {alias.name}"
+                    f"{path.relative_to(PACKAGE)}: {alias.name}"
                     for alias in node.names
                     if alias.name.startswith("_") and not alias.name.startswith("__")
                 ]

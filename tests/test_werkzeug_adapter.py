@@ -10,7 +10,7 @@ from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from synwsgi import SynapseRequest
-from synwsgi.routing import RawPathConverter, RawUnicodeConverter, new_map, rule_parts
+from synwsgi._internal.routing import RawPathConverter, RawUnicodeConverter, new_map, rule_parts
 
 
 def test_rule_parts_reads_werkzeugs_parsed_rule() -> None:

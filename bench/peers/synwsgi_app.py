@@ -35,11 +35,11 @@ from bench.peers.common import (
     stream_params,
 )
 from synwsgi import JsonResource, Response, RestServlet, Site, SynapseRequest, cooperate
-from synwsgi.accesslog import AccessLogger
 from synwsgi.config import ServerConfig
-from synwsgi.logcontext import logging_config
-from synwsgi.metrics import ServerMetrics
-from synwsgi.tracing import tracing_hooks
+from synwsgi.observability.accesslog import AccessLogger
+from synwsgi.observability.logcontext import logging_config
+from synwsgi.observability.metrics import ServerMetrics
+from synwsgi.observability.tracing import tracing_hooks
 
 
 class StateServlet(RestServlet):

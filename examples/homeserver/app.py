@@ -61,10 +61,10 @@ from prometheus_client import CollectorRegistry, Gauge
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from synwsgi import JsonResource, Notifier, OptionsResource, ServerConfig, Site
-from synwsgi.accesslog import AccessLogger
 from synwsgi.auth import Auth, Requester, create_requester
-from synwsgi.metrics import MetricsResource, ServerMetrics
 from synwsgi.notifier import PostgresNotifierRelay
+from synwsgi.observability.accesslog import AccessLogger
+from synwsgi.observability.metrics import MetricsResource, ServerMetrics
 from synwsgi.ratelimiting import Ratelimiter, RatelimitSettings
 from synwsgi.transactions import HttpTransactionCache
 

@@ -60,7 +60,7 @@ graceful_timeout = 10
 keepalive = 75
 loglevel = os.environ.get("SYNWSGI_LOG_LEVEL", "info")
 # The access line is Synapse's "Processed request", written by the app's
-# synwsgi.accesslog.AccessLogger hook (with the requester, ~3 us a line);
+# synwsgi.observability.accesslog.AccessLogger hook (with the requester, ~3 us a line);
 # gunicorn's own would cost more than a woken /sync does.
 accesslog = None
 errorlog = "-"
@@ -69,7 +69,7 @@ control_socket_disable = True
 
 def _log_to_stderr() -> None:
     """synwsgi's records (the access line included) to stderr, tagged with the request id."""
-    from synwsgi.logcontext import logging_config
+    from synwsgi.observability.logcontext import logging_config
 
     config = logging_config(loglevel.upper())
     config["loggers"] = {}  # gunicorn's loggers stay as gunicorn sets them

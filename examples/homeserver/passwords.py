@@ -36,17 +36,29 @@ import hmac
 import logging
 import os
 import secrets
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import bcrypt
 
-from synwsgi import runtime
-
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def _gevent_patched() -> bool:
+    """Whether this process is a gevent worker; asked per call, since gunicorn's
+    gevent worker patches the standard library after the app is imported.
+
+    Once `threading` is patched, a `concurrent.futures` pool's threads are
+    greenlets on the hub, so only gevent's `ThreadPool` (real threads) keeps
+    a hash off it.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    return monkey is not None and bool(monkey.is_module_patched("socket"))
+
 
 DEFAULT_ROUNDS = 12
 BCRYPT_MAX_BYTES = 72
@@ -86,7 +98,7 @@ class HashPool:
             with self._lock:
                 if self._pid != os.getpid():
                     self._gevent_pool, self._executor, self._pid = None, None, os.getpid()
-        if runtime.current().name == "gevent":
+        if _gevent_patched():
             if self._gevent_pool is None:
                 from gevent.threadpool import ThreadPool
 

@@ -12,9 +12,9 @@ import logging
 import logging.config
 
 from synwsgi import ServerConfig, Site
-from synwsgi.accesslog import AccessLogger
 from synwsgi.contrib.twisted import DeferredDriver, ReactorThread, TwistedRequest
-from synwsgi.logcontext import logging_config
+from synwsgi.observability.accesslog import AccessLogger
+from synwsgi.observability.logcontext import logging_config
 
 from .homeserver import build, default_config_path, request_starter
 

@@ -53,7 +53,7 @@ control_socket_disable = True
 
 def _log_to_stderr() -> None:
     """synwsgi's records (the access line included) to stderr; Synapse's at WARNING."""
-    from synwsgi.logcontext import logging_config
+    from synwsgi.observability.logcontext import logging_config
 
     config = logging_config(loglevel.upper())
     config["loggers"] = {"synapse": {"level": "WARNING"}}

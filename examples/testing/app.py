@@ -18,7 +18,7 @@ from synwsgi import (
     parse_integer,
     sleep,
 )
-from synwsgi.metrics import MetricsResource, ServerMetrics
+from synwsgi.observability.metrics import MetricsResource, ServerMetrics
 
 
 class Counts:

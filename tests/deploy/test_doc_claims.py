@@ -28,7 +28,7 @@ from synwsgi import (
     parse_json_object_from_request,
     parse_string,
 )
-from synwsgi.accesslog import AccessLogger
+from synwsgi.observability.accesslog import AccessLogger
 from tests.integration.servers import PROJECT_ROOT, dev_server, gunicorn_server, http_get
 
 README = PROJECT_ROOT / "README.rst"
@@ -278,11 +278,11 @@ def test_claim_7_site_tag_names_the_listener_in_logs_and_metrics(captured: _List
 
 
 def test_claim_13_errors_docstring_names_the_module_that_renders() -> None:
-    import synwsgi.errormap
+    import synwsgi._internal.errormap
     import synwsgi.errors
 
-    assert "synwsgi.errormap" in (synwsgi.errors.__doc__ or "")
-    assert "error_dict" in Path(synwsgi.errormap.__file__).read_text()
+    assert "synwsgi._internal.errormap" in (synwsgi.errors.__doc__ or "")
+    assert "error_dict" in Path(synwsgi._internal.errormap.__file__).read_text()
 
 
 def test_claim_12_changelog_says_exported_only_of_exported_names() -> None:
@@ -351,7 +351,7 @@ def test_claim_10_deployment_does_not_say_the_app_refuses_metrics() -> None:
 
 DEV_APP = """\
 from synwsgi import JsonResource, RestServlet, Site
-from synwsgi.accesslog import AccessLogger
+from synwsgi.observability.accesslog import AccessLogger
 
 
 class Versions(RestServlet):

@@ -26,7 +26,7 @@ from prometheus_client import CollectorRegistry
 from werkzeug.test import Client
 
 from synwsgi import JsonResource, RestServlet, Site, SynapseRequest
-from synwsgi.metrics import ServerMetrics
+from synwsgi.observability.metrics import ServerMetrics
 from tests.integration.servers import Server, raw_request
 
 from . import _apps

@@ -3,7 +3,7 @@
 gunicorn (with the harness's empty config) and the dev server bootstrap do
 not configure Python logging, so synwsgi's INFO records, among them the
 "Processed request" access line, would be dropped. This module applies
-``synwsgi.logcontext.logging_config("INFO")`` (what the project's
+``synwsgi.observability.logcontext.logging_config("INFO")`` (what the project's
 ``gunicorn.conf.py`` does) and serves the unchanged showcase app.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging.config
 
-from synwsgi.logcontext import logging_config
+from synwsgi.observability.logcontext import logging_config
 
 logging.config.dictConfig(logging_config("INFO"))
 

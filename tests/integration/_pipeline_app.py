@@ -26,7 +26,7 @@ from synwsgi import (
     Site,
     SynapseRequest,
 )
-from synwsgi.accesslog import AccessLogger
+from synwsgi.observability.accesslog import AccessLogger
 from wsgi import build_site
 
 if TYPE_CHECKING:

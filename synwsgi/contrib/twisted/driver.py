@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from twisted.internet import defer
 from twisted.python.failure import Failure
 
-from synwsgi import runtime
+from synwsgi._internal import runtime
 from synwsgi.cancellation import CancelledError
 from synwsgi.request import current_request, read_body
 

@@ -39,14 +39,14 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client import values as prometheus_values
 
+from ..policy import Kind
+from ..resources import Handler, Resource, method_not_allowed
+from ..responses import Response
 from .hooks import RequestHooks
-from .policy import Kind
-from .resources import Handler, Resource, method_not_allowed
-from .responses import Response
 
 if TYPE_CHECKING:
-    from .body import ResponseBody
-    from .request import SynapseRequest
+    from ..body import ResponseBody
+    from ..request import SynapseRequest
 
 #: Synapse's metric names start with this (its Grafana dashboard queries them)
 SYNAPSE_PREFIX = "synapse_http_server"

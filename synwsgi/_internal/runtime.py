@@ -37,15 +37,15 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..cancellation import CancelledError, CancelScope, check_cancelled, current_scope
+from ..jsonenc import is_large, iter_encode_canonical_json, iter_encode_json
 from . import collector
-from .cancellation import CancelledError, CancelScope, check_cancelled, current_scope
 from .connection import client_gone, peek
-from .jsonenc import is_large, iter_encode_canonical_json, iter_encode_json
 
 if TYPE_CHECKING:
     import socket
 
-    from .config import ServerConfig
+    from ..config import ServerConfig
 
 
 class RequestLike(Protocol):

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 from .hooks import RequestHooks
 
 if TYPE_CHECKING:
-    from .body import ResponseBody
-    from .request import SynapseRequest
-    from .responses import Response
+    from ..body import ResponseBody
+    from ..request import SynapseRequest
+    from ..responses import Response
 
 TRACE_ID_HEADER = "Synapse-Trace-Id"
 

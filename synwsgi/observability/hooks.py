@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .body import ResponseBody
-    from .request import SynapseRequest
-    from .responses import Response
+    from ..body import ResponseBody
+    from ..request import SynapseRequest
+    from ..responses import Response
 
 logger = logging.getLogger(__name__)
 

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
 
-from .cancellation import HTTP_STATUS_REQUEST_CANCELLED, CancelledError
-from .errors import CodeMessageException, Codes, RedirectException, SynapseError, UnrecognizedRequestError
+from ..cancellation import HTTP_STATUS_REQUEST_CANCELLED, CancelledError
+from ..errors import CodeMessageException, Codes, RedirectException, SynapseError, UnrecognizedRequestError
+from ..jsonenc import encode_canonical_json
+from ..policy import merge
+from ..responses import Response, html_response, json_bytes_response, redirect_response
 from .headers import safe_header
-from .jsonenc import encode_canonical_json
-from .policy import merge
-from .responses import Response, html_response, json_bytes_response, redirect_response
 
 if TYPE_CHECKING:
     import jinja2
 
-    from .request import SynapseRequest
+    from ..request import SynapseRequest
 
 logger = logging.getLogger("synwsgi.errors")
 

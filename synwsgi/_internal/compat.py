@@ -19,7 +19,7 @@ from .paths import redact_uri
 if TYPE_CHECKING:
     from werkzeug.datastructures import Headers
 
-    from .config import ServerConfig
+    from ..config import ServerConfig
     from .headers import Header
 
 

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote_to_bytes
 
-from .errors import InvalidPathParameter
+from ..errors import InvalidPathParameter
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment

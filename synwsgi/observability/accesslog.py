@@ -13,12 +13,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from .._internal.paths import redact_uri as redact_uri
 from .hooks import RequestHooks
-from .paths import redact_uri as redact_uri
 
 if TYPE_CHECKING:
-    from .body import ResponseBody
-    from .request import SynapseRequest
+    from ..body import ResponseBody
+    from ..request import SynapseRequest
 
 _LOGGER_NAME = "synwsgi.access"
 access_logger = logging.getLogger(_LOGGER_NAME)

@@ -22,7 +22,7 @@ from typing import Any
 from werkzeug.routing import Map, Rule
 from werkzeug.routing.converters import PathConverter, UnicodeConverter
 
-from .errors import InvalidPathParameter, MethodNotAllowedError, UnrecognizedRequestError
+from ..errors import InvalidPathParameter, MethodNotAllowedError, UnrecognizedRequestError
 from .paths import unquote_strict
 
 

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from werkzeug.test import run_wsgi_app
 
+from ..clock import resolve
+from ..policy import Kind
+from ..responses import Response, html_response, json_response, json_stream_response
 from . import runtime
-from .clock import resolve
-from .policy import Kind
-from .responses import Response, html_response, json_response, json_stream_response
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
 
-    from .request import SynapseRequest
+    from ..request import SynapseRequest
 
 
 def call(request: SynapseRequest, callback: Any, kwargs: dict[str, Any]) -> Any:

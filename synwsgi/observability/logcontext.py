@@ -21,7 +21,7 @@ import weakref
 from _thread import RLock as _CLock  # gevent does not patch it (see `BufferedStreamHandler`)
 from typing import Any, TextIO
 
-from .request import current_request_var
+from ..request import current_request_var
 
 LOG_FORMAT = "%(asctime)s - %(name)s - %(lineno)d - %(levelname)s - %(request)s - %(message)s"
 
@@ -196,7 +196,9 @@ def logging_config(level: str = "INFO") -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request": {"()": RequestIdFilter}},
-        "formatters": {"precise": {"class": "synwsgi.logcontext.PreciseFormatter", "format": LOG_FORMAT}},
+        "formatters": {
+            "precise": {"class": "synwsgi.observability.logcontext.PreciseFormatter", "format": LOG_FORMAT}
+        },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -205,7 +207,7 @@ def logging_config(level: str = "INFO") -> dict[str, object]:
                 "filters": ["request"],
             },
             "access": {
-                "class": "synwsgi.logcontext.BufferedStreamHandler",
+                "class": "synwsgi.observability.logcontext.BufferedStreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "precise",
                 "filters": ["request"],

@@ -15,7 +15,7 @@ import re
 from http import HTTPStatus
 from typing import Any
 
-from .errors import Codes, SynapseError
+from ..errors import Codes, SynapseError
 
 
 def _reject_constant(name: str) -> Any:
