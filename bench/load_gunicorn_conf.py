@@ -38,6 +38,13 @@ def post_fork(server: Any, worker: Any) -> None:
     compiled = os.environ.get(COMPILED_ENV)
     if compiled:
         sys.path.insert(0, compiled)
+        # The arbiter has imported the pure package already when the worker
+        # class is synwsgi's (`synwsgi.pywsgi_worker.PyWSGIWorker`: importing
+        # it runs `synwsgi/__init__`, which imports the request path). Forget
+        # it here, so that the app imports the compiled build; the worker
+        # class keeps its pure module, which imports nothing else of synwsgi.
+        for name in [name for name in sys.modules if name == "synwsgi" or name.startswith("synwsgi.")]:
+            del sys.modules[name]
 
 
 def compiled_check() -> None:
