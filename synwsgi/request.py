@@ -38,6 +38,8 @@ from .config import DEFAULT_CONFIG, ServerConfig
 from .errors import Codes, RequestTooLargeError, SynapseError
 
 if TYPE_CHECKING:
+    import socket
+
     from _typeshed.wsgi import WSGIEnvironment
 
     from .body import ResponseBody
@@ -180,9 +182,18 @@ class SynapseRequest(SynapseRequestCompat, Request):
         #: the effective config: the mounted resource's, else the site's
         self.config = config
         self.max_content_length = config.max_request_body_size
-        #: the client's connection, when the server exposes it (see `connection`)
-        self.client_socket = client_socket(environ)
         self.start_time = time.perf_counter()
+
+    @cached_property
+    def client_socket(self) -> socket.socket | None:
+        """The client's connection, when the server exposes it (see `connection`).
+
+        Looked up on first read rather than when the request is built: that
+        takes up to three environ lookups, and most requests never need it
+        (a 404, a fast handler). The runtime asks for it for a `@cancellable`
+        handler, a slow one, and to read a body within its deadline.
+        """
+        return client_socket(self.environ)
 
     # -- views onto the dispatch and the status ------------------------------
 

@@ -51,9 +51,11 @@ if TYPE_CHECKING:
 class RequestLike(Protocol):
     """What the runtime needs of a request (`SynapseRequest` comes after it)."""
 
-    client_socket: socket.socket | None
     config: ServerConfig
     cancel_scope: CancelScope | None
+
+    @property
+    def client_socket(self) -> socket.socket | None: ...
 
     @property
     def content_length(self) -> int | None: ...
@@ -314,11 +316,11 @@ def run_handler(
     returned (the access log shows `200!`). That costs one syscall, and only
     for handlers slower than the poll interval.
     """
-    sock = request.client_socket
     if _memory_undecided:
         _decide_memory(request.config.gc_pacing)
     scope = request.cancel_scope
     if scope is not None:
+        sock = request.client_socket
         token = current_scope.set(scope)
         try:
             if sock is None:
@@ -333,14 +335,17 @@ def run_handler(
         finally:
             scope.active = False
             current_scope.reset(token)
-    if sock is None:
-        return call(request, callback, kwargs), None
     started = time.monotonic()
     result = call(request, callback, kwargs)
-    if time.monotonic() - started > request.config.cancellation_poll_interval and client_gone(sock):
-        gone = CancelScope()
-        gone.disconnected = True
-        return result, gone
+    # The connection is looked up only now, for a slow handler: finding it
+    # costs up to three environ lookups (`SynapseRequest.client_socket`),
+    # which a fast handler never needs.
+    if time.monotonic() - started > request.config.cancellation_poll_interval:
+        sock = request.client_socket
+        if sock is not None and client_gone(sock):
+            gone = CancelScope()
+            gone.disconnected = True
+            return result, gone
     return result, None
 
 
