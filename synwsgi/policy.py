@@ -7,11 +7,12 @@ builders set only what describes their body (type, length, location); a
 handler that wants more asks with `set_cors_headers(request)` and friends,
 which the `Site` merges after the policy, replacing rather than repeating.
 
-Every header set is a tuple built once per (kind, CORS variant); applying
-one to a response built by synwsgi is one list concatenation, into a new
-list (the response itself may be shared by every request). A response that a
-handler built itself (Werkzeug's, any WSGI app) only gets the headers it
-does not already carry, so each header appears exactly once.
+Every header set is a list built once per (kind, CORS variant) and never
+changed; applying one to a response built by synwsgi is one list
+concatenation, into a new list (the response itself may be shared by every
+request). A response that a handler built itself (Werkzeug's, any WSGI app)
+only gets the headers it does not already carry, so each header appears
+exactly once.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ class Kind:
     """What a response is, as far as its headers go; one instance per kind, below.
 
     Each kind holds its header sets, built once at import: without CORS, and
-    with each CORS variant (by the variant's identity).
+    with each CORS variant (by the variant's identity). They are lists, never
+    changed: `list + list` is the cheapest way to a new list of both (a
+    tuple would need `[*headers, *extra]`, two extends into a growing list).
     """
 
     __slots__ = ("cors", "name", "plain", "with_cors")
@@ -67,10 +70,10 @@ class Kind:
         self.cors = cors
         base: tuple[Header, ...] = (NO_CACHE,) if no_cache else ()
         tail = (CORP_HEADERS if corp else ()) + (CLICKJACKING_HEADERS if framing else ())
-        self.plain = base + tail
+        self.plain = [*base, *tail]
         #: the header set with each CORS variant, by the variant's `id()`
         self.with_cors = {
-            id(variant): base + variant + tail
+            id(variant): [*base, *variant, *tail]
             for variant in ((), CORS_HEADERS, CORS_HEADERS_MSC3886, CORS_HEADERS_MSC4108)
         }
 
@@ -122,7 +125,7 @@ def apply(
         kind = default
     extra = kind.with_cors[id(cors_headers(config, raw_path))] if kind.cors else kind.plain
     if trusted:
-        return [*headers, *extra]
+        return headers + extra
     present = {name.lower() for name, _ in headers}
     return headers + [header for header in extra if header[0].lower() not in present]
 
