@@ -186,7 +186,7 @@ class SynapseRequest(SynapseRequestCompat, Request):
 
     @cached_property
     def client_socket(self) -> socket.socket | None:
-        """The client's connection, when the server exposes it (see `connection`).
+        """The client's connection, when the server exposes it (`_internal.connection`).
 
         Looked up on first read rather than when the request is built: that
         takes up to three environ lookups, and most requests never need it
