@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,6 +30,7 @@ from synwsgi import (
     OptionsResource,
     RedirectException,
     Response,
+    RestServlet,
     RootOptionsRedirectResource,
     ServerConfig,
     Site,
@@ -299,3 +301,32 @@ def test_a_server_refusing_the_headers_gets_a_500_and_the_hooks_hear_once() -> N
     assert calls[1][1] is not None and calls[1][1][0] is ValueError
     assert json.loads(data)["errcode"] == "M_UNKNOWN"
     assert len(recorder.finished) == 1 and recorder.finished == recorder.started
+
+
+def test_a_path_info_that_is_text_not_latin_1_is_read_as_utf_8() -> None:
+    """PEP 3333 gives PATH_INFO as bytes decoded as latin-1; a server or a
+    middleware that passes text instead (here `/€`, and no RAW_URI or
+    REQUEST_URI to read the raw target from) must still get an answer, not an
+    exception out of the application: the text is the path's UTF-8."""
+    calls: list[str] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        calls.append(status)
+        return lambda data: None
+
+    paths: list[str] = []
+
+    class Euro(RestServlet):
+        PATTERNS = [re.compile("^/(?P<name>[^/]*)$")]
+
+        def on_GET(self, request: SynapseRequest, name: str) -> tuple[int, Any]:
+            paths.append(request.raw_path)
+            return 200, {"name": name}
+
+    resource = JsonResource()
+    Euro().register(resource)
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/\u20ac", "wsgi.input": None, "QUERY_STRING": ""}
+    data = b"".join(Site({"/": resource})(environ, start_response))
+    assert calls == ["200 OK"]
+    assert json.loads(data) == {"name": "\u20ac"}
+    assert paths == ["/%E2%82%AC"]

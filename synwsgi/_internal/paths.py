@@ -26,12 +26,18 @@ def raw_path_from_environ(environ: WSGIEnvironment) -> str:
 
     gunicorn gives the request target in `RAW_URI`, the Werkzeug servers in
     `REQUEST_URI` too. Without either, `PATH_INFO` (already decoded) is quoted
-    again, which cannot tell `%2F` from `/`.
+    again, which cannot tell `%2F` from `/`. PEP 3333's `PATH_INFO` is bytes
+    decoded as latin-1; text beyond latin-1 (a middleware that decoded it)
+    can only be the path's UTF-8, and is read as such rather than failing.
     """
     target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if target is None:
-        path_info = environ.get("PATH_INFO", "")
-        return quote(path_info.encode("latin-1"), safe=_PATH_SAFE) or "/"
+        path_info: str = environ.get("PATH_INFO", "")
+        try:
+            raw = path_info.encode("latin-1")
+        except UnicodeEncodeError:
+            raw = path_info.encode("utf-8", "surrogatepass")
+        return quote(raw, safe=_PATH_SAFE) or "/"
     path = target.partition("?")[0]
     if path.startswith(("http://", "https://")):
         # absolute-form target: drop scheme and authority. `//a/b` is a path.
