@@ -1,24 +1,8 @@
 """synwsgi: Matrix Synapse's HTTP layer (`synapse.http.server`) as a WSGI toolkit.
 
-The life of a request (`Site.serve`, which is `site.wsgi_app` until middleware
-wraps it; one `try` around all of it; docs/architecture.rst tells it in full):
-
-1. `site.Site` resolves the mount for the raw path (`_internal.paths`), builds
-   the `request.SynapseRequest` with the effective config, then tells the
-   `observability.hooks`;
-2. the declared body size and multipart are checked before routing; the
-   resource (`resources`, `static`, `observability.metrics`) returns the
-   handler as a `dispatch.Dispatch` (`_internal.routing` for a
-   `JsonResource`), or raises 404/405;
-3. `_internal.runtime.run_handler` runs it, cancellable or not, gevent or
-   threads; `clock` drives it if it is `async`;
-4. `_internal.results.to_response` turns what it returned into a
-   `responses.Response`;
-5. `_internal.errormap` renders any failure of 1-4 as JSON or HTML;
-6. `policy` gives the response's kind its CORS/CORP/framing/cache headers, in
-   a new list: what a handler returned is never edited;
-7. the body goes out as a `body.ResponseBody`, whose `close()` ends the
-   request.
+The life of a request is `site.Site.serve` (`site.wsgi_app` until middleware
+wraps it), one `try` around all of it; `synwsgi.site`'s docstring and
+docs/architecture.rst tell it step by step.
 
 The layout: the modules at the top level are the API (their public names are
 stable; the most used are exported here); `_internal` is the machinery of the
