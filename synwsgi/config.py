@@ -38,7 +38,7 @@ class ServerConfig:
             worker's connection forever).
         gc_pacing: under gevent (read at a worker's first request), take full
             garbage collections over from CPython and run them between big
-            JSON bodies (`collector`), and free each big JSON body in slices
+            JSON bodies (`_internal.collector`), and free each big JSON body in slices
             once it is sent: with two clients fetching 100 000-event bodies
             built per request, a small request's worst wait on one gevent
             worker went from 56-142 ms to 5-21 ms (medians of 5 runs on a
